@@ -1,0 +1,21 @@
+{
+    "name": "Sage Business Cloud Accounting Connector",
+    "summary": "Send customer invoices, credit notes and write-offs to Sage "
+    "Business Cloud Accounting (API v3.1) and pull payments back",
+    "version": "18.0.1.0.0",
+    "category": "Accounting/Accounting",
+    "author": "sage_one_connector contributors",
+    "website": "https://github.com/sage-one-connector/sage_one_connector",
+    "license": "LGPL-3",
+    "depends": ["account", "crm", "mail", "bus"],
+    "external_dependencies": {"python": ["requests", "requests_oauthlib"]},
+    "data": [
+        "security/sage_one_connector_security.xml",
+        "security/ir.model.access.csv",
+        "views/sage_connection_views.xml",
+        "views/sage_one_connector_menus.xml",
+    ],
+    "demo": [],
+    "installable": True,
+    "application": False,
+}

@@ -1,0 +1,7 @@
+from odoo import fields, models
+
+
+class ResCompany(models.Model):
+    _inherit = "res.company"
+
+    sage_connection_ids = fields.One2many("sage.connection", "company_id")
