@@ -1,4 +1,5 @@
 from . import (
+    account_move,
     res_company,
     sage_connection,
     sage_contact_link,

@@ -6,8 +6,8 @@ import psycopg2
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
-from ..sage_api import SageClient, SageOAuth
-from ..sage_api.exceptions import SageReauthorizationRequired
+from ..sage_api import SageClient, SageOAuth, mapping
+from ..sage_api.exceptions import SageError, SageReauthorizationRequired
 
 _logger = logging.getLogger(__name__)
 
@@ -307,6 +307,67 @@ class SageConnection(models.Model):
             refresh=refresh,
             business_id=business_id or connection.business_id,
         )
+
+    # ------------------------------------------------------------------
+    # Reference data
+    # ------------------------------------------------------------------
+    def action_sage_sync_reference_data(self):
+        """Button: copy ledgers, tax rates and currencies from Sage."""
+        self.ensure_one()
+        counts = self._sage_sync_reference_data()
+        return (
+            {
+                "type": "ir.actions.client",
+                "tag": "display_notification",
+                "params": {
+                    "type": "success",
+                    "title": _("Sage reference data synchronised"),
+                    "message": _(
+                        "%(ledgers)s ledger accounts, %(taxes)s tax rates and "
+                        "%(currencies)s currencies are available.",
+                        ledgers=len(self.ledger_account_ids),
+                        taxes=len(self.tax_rate_ids),
+                        currencies=len(self.currency_ids),
+                    ),
+                    "next": {"type": "ir.actions.client", "tag": "soft_reload"},
+                },
+            }
+            if counts
+            else True
+        )
+
+    def _sage_sync_reference_data(self):
+        self.ensure_one()
+        client = self._sage_client()
+        counts = {
+            "ledgers": self.env["sage.ledger.account"]._sage_sync(
+                self,
+                client.list_ledger_accounts(visible_in="sales"),
+                mapping.ledger_account_values,
+            ),
+            "taxes": self.env["sage.tax.rate"]._sage_sync(
+                self,
+                mapping.visible_tax_rates(client.list_tax_rates()),
+                mapping.tax_rate_values,
+            ),
+            "currencies": self.env["sage.currency"]._sage_sync(
+                self, client.list_currencies(), mapping.currency_values
+            ),
+        }
+        self.sudo().last_reference_sync = fields.Datetime.now()
+        return counts
+
+    @api.model
+    def _cron_sage_sync_reference_data(self):
+        for connection in self.search([("state", "=", "connected")]):
+            try:
+                with self.env.cr.savepoint():
+                    connection._sage_sync_reference_data()
+            except (SageError, UserError) as error:
+                # One failing business must not stop the others.
+                _logger.warning(
+                    "Sage connection %s: reference data sync failed: %s", connection.id, error
+                )
 
 
 class _RowNotVisible(Exception):
