@@ -15,7 +15,7 @@ except ImportError:  # pragma: no cover - the README test command puts it on the
     SageSandbox = None
 
 TEST_CLIENT_ID = "odoo-test-client"
-TEST_CLIENT_SECRET = "odoo-test-secret"  # noqa: S105 - a sandbox-only credential
+TEST_CLIENT_SECRET = "odoo-test-secret"  # a sandbox-only credential
 
 
 class SageSandboxCase(AccountTestInvoicingCommon):
@@ -95,10 +95,8 @@ class SageSandboxCase(AccountTestInvoicingCommon):
         ledgers = connection.ledger_account_ids
         connection.write(
             {
-                "default_ledger_id": ledgers.filtered(lambda ledger: ledger.nominal_code == "4000").id,
-                "bad_debt_ledger_id": ledgers.filtered(
-                    lambda ledger: ledger.nominal_code == "8100"
-                ).id,
+                "default_ledger_id": ledgers.filtered(lambda lg: lg.nominal_code == "4000").id,
+                "bad_debt_ledger_id": ledgers.filtered(lambda lg: lg.nominal_code == "8100").id,
             }
         )
         return connection
