@@ -11,8 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import responses
 
-try:
-    from . import _paths  # noqa: F401
+try:  # puts the addon folder on sys.path (see tests/_paths.py)
+    from . import _paths
 except ImportError:
     import _paths  # noqa: F401
 
@@ -211,9 +211,7 @@ def test_timeout_passed_on_every_call_and_one_session_per_thread(rsps):
             return super().request(*args, **kwargs)
 
     rsps.add(responses.GET, API + "/user", json={})
-    client = SageClient(
-        API, access_token=TOKEN, timeout=(3, 17), session_factory=RecordingSession
-    )
+    client = SageClient(API, access_token=TOKEN, timeout=(3, 17), session_factory=RecordingSession)
     client.get_user()
     client.get_user()
     thread = threading.Thread(target=client.get_user)
@@ -436,9 +434,7 @@ def test_iterate_follows_next_over_450_records(rsps, make_client):
 
 def test_iterate_is_lazy(rsps, make_client):
     seen = []
-    rsps.add_callback(
-        responses.GET, API + "/sales_invoices", callback=_paged_callback(450, seen)
-    )
+    rsps.add_callback(responses.GET, API + "/sales_invoices", callback=_paged_callback(450, seen))
     client = make_client()
     iterator = client.iterate("/sales_invoices")
     first = next(iterator)

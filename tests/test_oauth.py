@@ -8,8 +8,8 @@ import pytest
 import requests
 import responses
 
-try:
-    from . import _paths  # noqa: F401
+try:  # puts the addon folder on sys.path (see tests/_paths.py)
+    from . import _paths
 except ImportError:
     import _paths  # noqa: F401
 
