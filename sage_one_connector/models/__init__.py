@@ -3,5 +3,6 @@ from . import (
     res_company,
     sage_connection,
     sage_contact_link,
+    sage_ledger_mapping,
     sage_reference,
 )
