@@ -5,6 +5,8 @@ Every Odoo test that talks to Sage talks to the project's sandbox over HTTP
 connection code that production uses against real Sage.
 """
 
+import time
+
 from odoo.tests import new_test_user
 
 from odoo.addons.account.tests.common import AccountTestInvoicingCommon
@@ -75,6 +77,14 @@ class SageSandboxCase(AccountTestInvoicingCommon):
     def _sage_connect(cls, company, business_id=None):
         """Create a connected `sage.connection` for `company`, as Connect would."""
         token = cls.sandbox.issue_tokens(TEST_CLIENT_ID, user_id=cls.sage_user_id)
+        # The sandbox answers like Sage's token endpoint (lifetimes in seconds);
+        # SageOAuth turns those into expiry instants, as done here.
+        now = time.time()
+        token = dict(
+            token,
+            expires_at=now + token["expires_in"],
+            refresh_token_expires_at=now + token["refresh_token_expires_in"],
+        )
         connection = cls.env["sage.connection"].create(
             {
                 "company_id": company.id,
