@@ -72,10 +72,13 @@ class SandboxAPI:
 
     def create_invoice(self, contact_id: str, lines: list[dict] | None = None,
                        **fields) -> dict:
-        if lines is None:
-            lines = [{"description": "Consulting", "ledger_account_id": self.ledger_id(4000),
+        if lines is None:  # the reference example: 1050.00 net + 200.00 VAT = 1250.00
+            sales = self.ledger_id(4000)
+            lines = [{"description": "Consulting", "ledger_account_id": sales,
                       "quantity": 10, "unit_price": 100.0, "tax_rate_id": "GB_STANDARD",
-                      "tax_amount": 200.0}]
+                      "tax_amount": 200.0},
+                     {"description": "Licence", "ledger_account_id": sales, "quantity": 1,
+                      "unit_price": 50.0, "tax_rate_id": "GB_ZERO"}]
         body = {"sales_invoice": {"contact_id": contact_id, "date": "2026-01-15",
                                   "invoice_lines": lines, **fields}}
         response = self.post("/sales_invoices", body)
