@@ -5,7 +5,8 @@ Accounting API v3.1 (see README.md).  Two public helpers are meant to be reused 
 connector's tests for conformance checks:
 
 * :func:`validate_body` -- validate a POST/PUT body against the body schema of an
-  operation (found through the Swagger ``paths``), e.g. ``validate_body("postSalesInvoices", body)``.
+  operation (found through the Swagger ``paths``),
+  e.g. ``validate_body("postSalesInvoices", body)``.
 * :func:`validate_response` -- validate an object against a response definition,
   e.g. ``validate_response("SalesInvoice", obj)``.
 
@@ -297,14 +298,7 @@ def _rails_message(err: jsonschema.ValidationError) -> tuple[str, list]:
         expected = err.validator_value
         if v == "anyOf":
             types = [s.get("type") for s in err.validator_value if isinstance(s, dict)]
-            if "number" in types:
-                expected = "number"
-            else:
-                # a nullable wrapper: report the error of the non-null alternative
-                for sub in err.context or ():
-                    if sub.validator not in ("type",) or sub.validator_value != "null":
-                        return _rails_message(sub)
-                expected = [t for t in types if t and t != "null"] or types
+            expected = "number" if "number" in types else [t for t in types if t] or "value"
         if isinstance(expected, list):
             expected = " or ".join(str(t) for t in expected if t != "null")
         return f"is not a valid {expected}" if expected != "number" else "is not a number", path
@@ -327,8 +321,32 @@ def _format_error(err: jsonschema.ValidationError, strip_namespace: bool) -> dic
     }
 
 
+def _null_branch(err: jsonschema.ValidationError) -> int | None:
+    """Index of the ``{"type": "null"}`` branch of a nullable ``anyOf`` wrapper, if any."""
+    if err.validator != "anyOf":
+        return None
+    for i, branch in enumerate(err.validator_value):
+        if branch == {"type": "null"}:
+            return i
+    return None
+
+
+def _leaves(err: jsonschema.ValidationError):
+    """Unwrap nullable ``anyOf`` wrappers so that every nested violation is reported."""
+    null_idx = _null_branch(err)
+    if null_idx is None or err.instance is None:
+        yield err
+        return
+    subs = [e for e in err.context or () if e.relative_schema_path[0] != null_idx]
+    if not subs:
+        yield err
+    for sub in subs:
+        yield from _leaves(sub)
+
+
 def _errors(validator, instance, strip_namespace: bool) -> list[dict]:
-    errs = sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path])
+    errs = [leaf for err in validator.iter_errors(instance) for leaf in _leaves(err)]
+    errs.sort(key=lambda e: [str(p) for p in e.absolute_path])
     out, seen = [], set()
     for err in errs:
         item = _format_error(err, strip_namespace)

@@ -12,8 +12,9 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, unquote_plus, urlencode, urlsplit
 
 from . import oauth, schema
@@ -539,7 +540,8 @@ def _list_ledger_accounts(ctx: Ctx):
     if p.get("not_visible_in"):
         records = [r for r in records if p["not_visible_in"] not in r["visible_scopes"]]
     if p.get("ledger_account_type_id"):
-        records = [r for r in records if r["ledger_account_type"]["id"] == p["ledger_account_type_id"]]
+        wanted = p["ledger_account_type_id"]
+        records = [r for r in records if r["ledger_account_type"]["id"] == wanted]
     if not _flag(p, "show_control_accounts", True):
         records = [r for r in records if not r["is_control_account"]]
     records = [r for r in records
@@ -697,7 +699,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "SageSandbox/1.0"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     def do_GET(self):

@@ -19,6 +19,7 @@ from typing import Any
 CENT = Decimal("0.01")
 ZERO = Decimal("0")
 
+NOT_PAYABLE = "You can only pay unpaid or part-paid invoices."
 ZERO_TYPE_TAX_SUFFIXES = ("_ZERO", "_EXEMPT", "_NO_TAX")
 
 SUBSCRIPTION_NAMES = {
@@ -171,7 +172,10 @@ def format_time(value: dt.datetime) -> str:
 
 
 def parse_since(value: str, source: str) -> dt.datetime:
-    """Parse Sage's ``updated_or_created_since`` formats (date-time, date, ``YYYY-MM-DDT+hh:mm``)."""
+    """Parse Sage's ``updated_or_created_since`` formats.
+
+    Accepts date-times, dates and Sage's ``YYYY-MM-DDT(+|-)hh:mm`` date-only form.
+    """
     text = value.strip().replace(" ", "+")  # an unencoded '+' arrives as a space
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
@@ -267,7 +271,7 @@ class State:
         return self.now().date()
 
     def new_id(self) -> str:
-        return "%032x" % self.rng.getrandbits(128)
+        return f"{self.rng.getrandbits(128):032x}"
 
     def next_seq(self) -> int:
         self._seq += 1
@@ -314,7 +318,9 @@ class State:
             "locale": locale, "_business_ids": [],
         }, None)
         self.users[uid] = user
-        for spec in businesses if businesses is not None else [{"name": f"{first_name}'s Business"}]:
+        if businesses is None:
+            businesses = [{"name": f"{first_name}'s Business"}]
+        for spec in businesses:
             self.add_business(uid, **spec)
         return user
 
@@ -334,7 +340,8 @@ class State:
             "telephone": None, "mobile": None, "website": None, "is_demo": is_demo,
             "ni_based": False,
             "subscriptions": [{
-                "id": subscription, "displayed_as": SUBSCRIPTION_NAMES.get(subscription, subscription),
+                "id": subscription,
+                "displayed_as": SUBSCRIPTION_NAMES.get(subscription, subscription),
                 "active": bool(active), "status": "active" if active else "inactive",
                 "created_at": now, "updated_at": now,
             }],
@@ -362,23 +369,27 @@ class State:
                 "id": rid, "displayed_as": f"{name} {percent:.2f}%", "$path": f"/tax_rates/{rid}",
                 "created_at": now, "updated_at": now, "name": name, "agency": None,
                 "percentage": percent,
-                "percentages": [{"percentage": percent, "from_date": "2011-01-04", "to_date": None}],
+                "percentages": [{"percentage": percent, "from_date": "2011-01-04",
+                                 "to_date": None}],
                 "is_visible": True, "retailer": False, "editable": False, "deletable": False,
                 "is_combined_rate": False, "component_tax_rates": [],
             }
         biz["_tax_rates"] = rates
         biz["_currencies"] = {cid: link("currencies", cid, name) for cid, name in CURRENCIES}
-        biz["_contact_types"] = {cid: link("contact_types", cid, name) for cid, name in CONTACT_TYPES}
+        biz["_contact_types"] = {cid: link("contact_types", cid, name)
+                                 for cid, name in CONTACT_TYPES}
         ledger_by_nominal = {}
         for nominal, name, ltype, scopes, tax_suffix, control in UK_CHART:
             lid = self.new_id()
             tax = rates.get(f"{country}_{tax_suffix}") if tax_suffix else None
             rec = self._stamp({
-                "id": lid, "displayed_as": f"{name} ({nominal})", "$path": f"/ledger_accounts/{lid}",
+                "id": lid, "displayed_as": f"{name} ({nominal})",
+                "$path": f"/ledger_accounts/{lid}",
                 "ledger_account_group": {"id": ltype, "displayed_as": LEDGER_TYPE_NAMES[ltype]},
                 "name": name, "display_name": name, "visible_scopes": list(scopes),
                 "included_in_chart": True, "nominal_code": nominal,
-                "ledger_account_type": link("ledger_account_types", ltype, LEDGER_TYPE_NAMES[ltype]),
+                "ledger_account_type": link("ledger_account_types", ltype,
+                                            LEDGER_TYPE_NAMES[ltype]),
                 "ledger_account_classification": None,
                 "tax_rate": base_of(tax) if tax else None, "fixed_tax_rate": False,
                 "visible_in_banking": "banking" in scopes,
@@ -480,7 +491,8 @@ class State:
                 "name": mcp.get("name") or name, "job_title": mcp.get("job_title"),
                 "telephone": mcp.get("telephone"), "mobile": mcp.get("mobile"),
                 "email": mcp.get("email"), "fax": mcp.get("fax"),
-                "is_main_contact": True, "is_preferred_contact": bool(mcp.get("is_preferred_contact")),
+                "is_main_contact": True,
+                "is_preferred_contact": bool(mcp.get("is_preferred_contact")),
                 "address": None,
             }
         currency_id = data.get("currency_id") or self.business_currency(bid)
@@ -556,7 +568,9 @@ class State:
         foreign = currency_id != self.business_currency(bid)
         if foreign and not biz["_financial_settings"]["multi_currency_enabled"]:
             raise invalid("currency_id", "multi-currency is not enabled for this business")
-        rate = to_decimal(data.get("exchange_rate") or 1, "exchange_rate") if foreign else Decimal(1)
+        rate = Decimal(1)
+        if foreign:
+            rate = to_decimal(data.get("exchange_rate") or 1, "exchange_rate")
         if rate <= 0:
             raise invalid("exchange_rate", "must be greater than 0")
 
@@ -570,7 +584,8 @@ class State:
         tax = sum((ln["tax_amount"] for ln in lines), ZERO)
         discount = sum((ln["discount_amount"] for ln in lines), ZERO)
         quantity = sum((ln["quantity"] for ln in lines), ZERO)
-        shipping_net = money(to_decimal(data.get("shipping_net_amount") or 0, "shipping_net_amount"))
+        shipping_net = money(to_decimal(data.get("shipping_net_amount") or 0,
+                                        "shipping_net_amount"))
         shipping_tax = ZERO
         shipping_rate = None
         if data.get("shipping_tax_rate_id"):
@@ -618,7 +633,8 @@ class State:
             "notes": data.get("notes"), "terms_and_conditions": data.get("terms_and_conditions"),
             "shipping_net_amount": shipping_net,
             "shipping_tax_rate": base_of(shipping_rate) if shipping_rate else None,
-            "shipping_tax_amount": shipping_tax, "shipping_total_amount": shipping_net + shipping_tax,
+            "shipping_tax_amount": shipping_tax,
+            "shipping_total_amount": shipping_net + shipping_tax,
             "total_quantity": quantity, "net_amount": net, "tax_amount": tax, "total_amount": total,
             "payments_allocations_total_amount": ZERO, "payments_allocations_total_discount": ZERO,
             "total_paid": ZERO, "outstanding_amount": total,
@@ -626,7 +642,8 @@ class State:
             "inverse_exchange_rate": (Decimal(1) / rate).quantize(Decimal("0.000001")),
             "base_currency_shipping_net_amount": base(shipping_net),
             "base_currency_shipping_tax_amount": base(shipping_tax),
-            "total_discount_amount": discount, "base_currency_total_discount_amount": base(discount),
+            "total_discount_amount": discount,
+            "base_currency_total_discount_amount": base(discount),
             "base_currency_net_amount": base(net), "base_currency_tax_amount": base(tax),
             "base_currency_total_amount": base(total),
             "base_currency_outstanding_amount": base(total),
@@ -637,7 +654,8 @@ class State:
         }
         if kind == "sales_credit_notes":
             orig = data.get("original_invoice_date")
-            rec["original_invoice_date"] = parse_date(orig, "original_invoice_date") if orig else None
+            rec["original_invoice_date"] = (parse_date(orig, "original_invoice_date")
+                                            if orig else None)
         self._stamp(rec, bid)
         getattr(self, kind)[aid] = rec
         rec["transaction"] = base_of(self._transaction(bid, rec, meta["transaction_type"], total))
@@ -648,7 +666,8 @@ class State:
             return None
         country = data.get("country_id")
         return {
-            "address_line_1": data.get("address_line_1"), "address_line_2": data.get("address_line_2"),
+            "address_line_1": data.get("address_line_1"),
+            "address_line_2": data.get("address_line_2"),
             "city": data.get("city"), "postal_code": data.get("postal_code"),
             "region": data.get("region"),
             "country": link("countries", country, COUNTRY_NAMES.get(country, country))
@@ -671,8 +690,9 @@ class State:
             tax_rate = self.businesses[bid]["_tax_rates"][ledger["tax_rate"]["id"]]
         else:
             tax_rate = None
-        quantity = to_decimal(line["quantity"], f"{src}.quantity") if line.get("quantity") is not None \
-            else Decimal(1)
+        quantity = Decimal(1)
+        if line.get("quantity") is not None:
+            quantity = to_decimal(line["quantity"], f"{src}.quantity")
         unit_price = to_decimal(line["unit_price"], f"{src}.unit_price")
         if line.get("discount_amount") is not None:
             discount = money(to_decimal(line["discount_amount"], f"{src}.discount_amount"))
@@ -753,7 +773,8 @@ class State:
         else:
             status = "UNPAID"
         rec["status"] = status_link(status)
-        rec["base_currency_outstanding_amount"] = money(rec["outstanding_amount"] / rec["exchange_rate"])
+        rec["base_currency_outstanding_amount"] = money(rec["outstanding_amount"]
+                                                        / rec["exchange_rate"])
         txn = self.transactions.get((rec.get("transaction") or {}).get("id"))
         if txn:
             self.touch(txn)
@@ -791,7 +812,7 @@ class State:
     # ---------------------------------------------------------------- allocations & payments
     def _check_payable(self, rec: dict) -> None:
         if rec["status"]["id"] not in ("UNPAID", "PART_PAID"):
-            raise invalid("allocated_artefacts", "You can only pay unpaid or part-paid invoices.")
+            raise invalid("allocated_artefacts", NOT_PAYABLE)
 
     def create_allocation(self, bid: str, data: dict) -> dict:
         if data["transaction_type_id"] != "CUSTOMER_ALLOCATION":
@@ -821,7 +842,7 @@ class State:
                               "must be negative for a credit note")
             self._check_payable(rec)
             if abs(amount) > rec["outstanding_amount"]:
-                raise invalid("allocated_artefacts", "You can only pay unpaid or part-paid invoices.")
+                raise invalid("allocated_artefacts", NOT_PAYABLE)
             plan.append((rec, amount))
             total += amount
         if total != 0:
@@ -829,7 +850,8 @@ class State:
         date = parse_date(data["date"], "date") if data.get("date") else self.today()
         aid = self.new_id()
         rec_out = self._stamp({
-            "id": aid, "displayed_as": "Customer Allocation", "$path": f"/contact_allocations/{aid}",
+            "id": aid, "displayed_as": "Customer Allocation",
+            "$path": f"/contact_allocations/{aid}",
             "links": [], "transaction": None,
             "transaction_type": ttype_link("CUSTOMER_ALLOCATION"), "deleted_at": None,
             "date": date, "contact": base_of(contact), "allocated_artefacts": [],
@@ -843,7 +865,8 @@ class State:
                 "contact_allocation": base_of(rec_out), "displayed_as": "Customer Allocation",
                 "negative_payment": False})
         self.contact_allocations[aid] = rec_out
-        rec_out["transaction"] = base_of(self._transaction(bid, rec_out, "CUSTOMER_ALLOCATION", ZERO))
+        txn = self._transaction(bid, rec_out, "CUSTOMER_ALLOCATION", ZERO)
+        rec_out["transaction"] = base_of(txn)
         return rec_out
 
     def _apply(self, rec: dict, amount: Decimal, discount: Decimal, date: dt.date,
@@ -884,14 +907,15 @@ class State:
                 raise invalid("allocated_artefacts.amount", "must be greater than 0")
             self._check_payable(rec)
             if amount + discount > rec["outstanding_amount"]:
-                raise invalid("allocated_artefacts", "You can only pay unpaid or part-paid invoices.")
+                raise invalid("allocated_artefacts", NOT_PAYABLE)
             plan.append((rec, amount, discount))
             allocated += amount
         if allocated > total:
             raise invalid("total_amount", "must be at least the sum of the allocated amounts")
         remainder = total - allocated
         if remainder > 0 and self.subscription_id(bid) in START_SUBSCRIPTIONS:
-            raise invalid("total_amount", "payments on account are not available in Accounting Start")
+            raise invalid("total_amount",
+                          "payments on account are not available in Accounting Start")
         pid = self.new_id()
         ccy = self.businesses[bid]["_currencies"][self.business_currency(bid)]
         rec_out = self._stamp({

@@ -424,7 +424,8 @@ def test_idempotent_replay_returns_first_response(api, sandbox):
     assert api.get("/sales_invoices").json()["$total"] == 1
     assert sandbox.stats()["idempotent_replays"] == 1
     other = dict(body["sales_invoice"], idempotency_id=IDEM[::-1])
-    assert api.post("/sales_invoices", {"sales_invoice": other}).json()["id"] != first.json()["id"]
+    third = api.post("/sales_invoices", {"sales_invoice": other})
+    assert third.json()["id"] != first.json()["id"]
     bad = api.post("/sales_invoices", {"sales_invoice": dict(body["sales_invoice"],
                                                              idempotency_id="not-a-guid")})
     assert bad.status_code == 422 and _errors(bad)[0]["$source"] == "idempotency_id"
@@ -439,7 +440,7 @@ def test_idempotency_applies_to_contacts_and_is_per_business(api, sage_user):
     assert b.status_code == 201 and b.json()["id"] != a["id"]
 
 
-# --------------------------------------------------------------------------- credit notes, allocations
+# ------------------------------------------------------------------ credit notes, allocations
 
 def test_credit_note_and_allocation_statuses(api):
     contact = api.create_customer()
