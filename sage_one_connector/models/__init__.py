@@ -1,8 +1,11 @@
 from . import (
     account_move,
+    account_move_job,
+    crm_lead,
     res_company,
     sage_connection,
     sage_contact_link,
+    sage_job_card_line,
     sage_ledger_mapping,
     sage_reference,
 )
