@@ -597,9 +597,16 @@ class State:
         net, tax = net + shipping_net, tax + shipping_tax
         total = net + tax
 
+        due = data.get("due_date")
+        due_date = parse_date(due, "due_date") if due else date + dt.timedelta(
+            days=contact.get("credit_days") or settings["customer_credit_days"])
+        orig = data.get("original_invoice_date")
+        original_date = parse_date(orig, "original_invoice_date") if orig else None
+
+        # numbering last: nothing below may fail, so no number is burnt by an error
         number_field = meta["number"]
         prefix = data.get(meta["prefix_field"]) or settings[meta["prefix_setting"]]
-        existing = {r.get(number_field) for r in self.collection(kind, bid)}
+        existing = biz.setdefault("_numbers", {}).setdefault(kind, set())
         if data.get(number_field):
             number = data[number_field]
             if number in existing:
@@ -610,9 +617,6 @@ class State:
                 n += 1
             number = f"{prefix}{n}"
             settings[meta["counter"]] = n + 1
-        due = data.get("due_date")
-        due_date = parse_date(due, "due_date") if due else date + dt.timedelta(
-            days=contact.get("credit_days") or settings["customer_credit_days"])
         aid = self.new_id()
         now = self.now()
 
@@ -653,11 +657,10 @@ class State:
             "_kind": kind, "_payments_allocations": [],
         }
         if kind == "sales_credit_notes":
-            orig = data.get("original_invoice_date")
-            rec["original_invoice_date"] = (parse_date(orig, "original_invoice_date")
-                                            if orig else None)
+            rec["original_invoice_date"] = original_date
         self._stamp(rec, bid)
         getattr(self, kind)[aid] = rec
+        existing.add(number)
         rec["transaction"] = base_of(self._transaction(bid, rec, meta["transaction_type"], total))
         return rec
 
