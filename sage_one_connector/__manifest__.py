@@ -14,6 +14,8 @@
         "security/ir.model.access.csv",
         "views/sage_connection_views.xml",
         "views/sage_one_connector_menus.xml",
+        "data/ir_cron_payments.xml",
+        "views/sage_payment_views.xml",
         "data/ir_actions_server_data.xml",
         "views/crm_lead_views.xml",
     ],

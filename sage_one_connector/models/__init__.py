@@ -1,9 +1,11 @@
 from . import (
     account_move,
     account_move_job,
+    account_move_payment,
     crm_lead,
     res_company,
     sage_connection,
+    sage_connection_pull,
     sage_contact_link,
     sage_job_card_line,
     sage_ledger_mapping,
