@@ -7,5 +7,6 @@
 """
 from .schema import validate_body, validate_response
 from .server import SageSandbox
+from .store import SageError
 
-__all__ = ["SageSandbox", "validate_body", "validate_response"]
+__all__ = ["SageError", "SageSandbox", "validate_body", "validate_response"]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 import requests
 
+from sage_sandbox import SageError
 from sage_sandbox.store import format_time
 
 IDEM = "3f1c0a9e8d7b4c21a5e6f7081929aabb"
@@ -649,3 +651,17 @@ def test_admin_http_routes(sandbox):
     assert len(dump["sales_invoices"]) == 2 and "access_tokens" not in dump
     assert requests.get(base + "/nope", timeout=10).status_code == 404
     assert requests.post(base + "/void", json={}, timeout=10).status_code == 400
+
+
+def test_helpers_raise_sage_error_on_business_rule_failures(api, sandbox):
+    inv = api.create_invoice(api.create_customer()["id"])
+    sandbox.record_payment(inv["id"], "1250.00")
+    with pytest.raises(SageError) as info:
+        sandbox.write_off(inv["id"])
+    assert info.value.status == 422
+    assert info.value.errors[0]["$message"] == "You can only pay unpaid or part-paid invoices."
+    with pytest.raises(SageError) as info:
+        sandbox.record_payment("0" * 32, 1)
+    assert info.value.status == 404
+    with pytest.raises(ValueError):
+        sandbox.issue_tokens("unknown-client")
