@@ -1,3 +1,5 @@
+import logging
+
 from markupsafe import Markup
 
 from odoo import Command, api, fields, models
@@ -11,6 +13,8 @@ SAGE_INVOICING_STATES = [
 ]
 
 INVOICING_GROUP = "account.group_account_invoice"
+
+_logger = logging.getLogger(__name__)
 
 
 class CrmLead(models.Model):
@@ -65,9 +69,13 @@ class CrmLead(models.Model):
         compute="_compute_sage_invoice",
         groups="account.group_account_invoice,account.group_account_readonly",
     )
-    # Not restricted to invoicing groups: the lead form decides with it whether
-    # "Update invoice" makes sense, for any user who may open the lead.
-    sage_invoice_is_draft = fields.Boolean(compute="_compute_sage_invoice_is_draft")
+    # Not restricted to invoicing groups: the lead form decides with it which
+    # of Generate Invoice / Update invoice makes sense, for any user.
+    sage_current_invoice_state = fields.Selection(
+        [("none", "No invoice"), ("draft", "Draft"), ("posted", "Posted")],
+        string="Current invoice status",
+        compute="_compute_sage_current_invoice_state",
+    )
 
     @api.depends("sage_job_card_line_ids.price_subtotal")
     def _compute_sage_job_card_total(self):
@@ -81,11 +89,13 @@ class CrmLead(models.Model):
             lead.sage_invoice_id = live.sorted("id")[-1:]
             lead.sage_invoice_count = len(lead.sage_invoice_ids)
 
-    def _compute_sage_invoice_is_draft(self):
-        # sudo: only a yes/no about the lead's own invoice, needed to show or
-        # hide a button for users who may not read invoices.
+    @api.depends("sage_invoice_ids.state")
+    def _compute_sage_current_invoice_state(self):
+        # sudo: only the status of the lead's own invoice, needed to show or
+        # hide buttons for users who may not read invoices.
         for lead in self:
-            lead.sage_invoice_is_draft = lead.sudo().sage_invoice_id.state == "draft"
+            invoice = lead.sudo().sage_invoice_id
+            lead.sage_current_invoice_state = invoice.state if invoice else "none"
 
     # ------------------------------------------------------------------
     # Buttons
@@ -182,6 +192,14 @@ class CrmLead(models.Model):
         self._sage_check_invoicing_rights()
         for lead in self:
             invoice = lead.sage_invoice_id
+            if lead.sage_invoicing_state == "completed":
+                raise UserError(
+                    self.env._(
+                        "Lead “%(lead)s” is completed: its invoice is already in Sage and "
+                        "can no longer follow the job card. Correct it with a credit note.",
+                        lead=lead.display_name,
+                    )
+                )
             if lead.sage_invoicing_state != "active" or not invoice:
                 raise UserError(
                     self.env._(
@@ -360,6 +378,24 @@ class CrmLead(models.Model):
                 "next": {"type": "ir.actions.client", "tag": "soft_reload"},
             },
         }
+
+    @api.model
+    def _sage_demo_generate_invoices(self, lead_ids):
+        """Demo data: invoice these leads, if their company can invoice yet.
+
+        A demo database may have no chart of accounts (hence no sales journal)
+        when this runs; the leads then simply stay under Invoicing – New.
+        """
+        leads = self.browse(lead_ids).exists()
+        companies = leads.company_id or self.env.company
+        journals = self.env["account.journal"].search_count(
+            [("type", "=", "sale"), ("company_id", "in", companies.ids)]
+        )
+        if not journals:
+            _logger.info("Demo job invoices not generated: no sales journal yet.")
+            return False
+        leads.action_sage_generate_invoice()
+        return True
 
     def _sage_complete_invoicing(self, invoices):
         """The job's invoice reached Sage: the lead is Completed and won.

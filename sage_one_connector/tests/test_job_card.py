@@ -196,7 +196,7 @@ class TestJobCard(JobCardCommon, AccountTestInvoicingCommon):
         self.assertEqual(lead.sage_invoicing_state, "active")
         self.assertEqual(lead.sage_invoice_id, invoice)
         self.assertEqual(lead.sage_invoice_count, 1)
-        self.assertTrue(lead.sage_invoice_is_draft)
+        self.assertEqual(lead.sage_current_invoice_state, "draft")
         self.assertIn(f"#{invoice.id}", lead.message_ids[0].body)
 
     def test_server_action_one_lead(self):
@@ -326,7 +326,7 @@ class TestJobCard(JobCardCommon, AccountTestInvoicingCommon):
         first = lead.sage_invoice_id
         first.sudo().button_cancel()
         self.assertFalse(lead.sage_invoice_id)
-        self.assertFalse(lead.sage_invoice_is_draft)
+        self.assertEqual(lead.sage_current_invoice_state, "none")
         lead.action_sage_generate_invoice()
         self.assertEqual(len(lead.sage_invoice_ids), 2)
         self.assertNotEqual(lead.sage_invoice_id, first)
@@ -412,7 +412,7 @@ class TestJobCard(JobCardCommon, AccountTestInvoicingCommon):
         invoice = lead.sage_invoice_id
         invoice.sudo().action_post()
         lead.sage_job_card_line_ids[0].hours = 10.0
-        self.assertFalse(lead.sage_invoice_is_draft)
+        self.assertEqual(lead.sage_current_invoice_state, "posted")
         with self.assertRaisesRegex(UserError, f"Invoice #{invoice.id} .* is no longer a draft"):
             lead.action_sage_update_invoice()
         self.assertEqual(invoice.invoice_line_ids[0].quantity, 2.5)
@@ -455,6 +455,8 @@ class TestJobCard(JobCardCommon, AccountTestInvoicingCommon):
         self.assertTrue(lead.active)
         with self.assertRaisesRegex(UserError, "already been invoiced and sent to Sage"):
             lead.action_sage_generate_invoice()
+        with self.assertRaisesRegex(UserError, "is completed: its invoice is already in Sage"):
+            lead.action_sage_update_invoice()
 
     def test_after_sent_hook_ignores_other_invoices(self):
         lead = self.make_lead()
@@ -469,6 +471,28 @@ class TestJobCard(JobCardCommon, AccountTestInvoicingCommon):
         old._sage_after_sent()
         self.assertEqual(lead.sage_invoicing_state, "active")
         self.assertNotEqual(lead.probability, 100)
+
+    def test_invoice_shows_its_job_only_to_users_who_may_read_leads(self):
+        lead = self.make_lead()
+        lead.action_sage_generate_invoice()
+        invoice = lead.sage_invoice_id
+        billing_only = new_test_user(
+            self.env,
+            login="job_billing_only",
+            groups="account.group_account_invoice",
+            company_id=self.company_data["company"].id,
+            company_ids=[Command.set(self.company_data["company"].ids)],
+        )
+        form = Form(invoice.with_user(billing_only))
+        self.assertNotIn("sage_lead_id", form._view["fields"])
+        form = Form(invoice.with_user(self.accounts_clerk))
+        self.assertEqual(form.sage_lead_id, lead)
+
+    def test_demo_helper_invoices_when_a_sales_journal_exists(self):
+        lead = self.make_lead()
+        self.assertTrue(lead.env["crm.lead"]._sage_demo_generate_invoices(lead.ids))
+        self.assertEqual(lead.sage_invoicing_state, "active")
+        self.assertEqual(lead.sage_invoice_id.state, "draft")
 
     # ------------------------------------------------------------------
     # Menus and actions
