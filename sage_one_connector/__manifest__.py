@@ -19,7 +19,9 @@
         "data/ir_actions_server_data.xml",
         "views/crm_lead_views.xml",
     ],
-    "demo": [],
+    "demo": [
+        "demo/crm_lead_demo.xml",
+    ],
     "installable": True,
     "application": False,
 }
