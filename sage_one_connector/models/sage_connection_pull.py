@@ -84,19 +84,17 @@ class SageConnection(models.Model):
                 )
             )
         results = [
-            (connection, connection._sage_as_system()._sage_pull_payments_safely())
+            (connection, *connection._sage_as_system()._sage_pull_payments_safely())
             for connection in connections
         ]
-        failed = [connection for connection, stats in results if stats is None]
-        messages = [
-            failed_connection.sudo().sage_payments_pull_error for failed_connection in failed
-        ] or [connection.sudo().sage_payments_pull_summary for connection, _stats in results]
+        failed = any(not done for _connection, done, _message in results)
+        messages = [message for _connection, done, message in results if not done or not failed]
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",
             "params": {
                 "type": "danger" if failed else "success",
-                "sticky": bool(failed),
+                "sticky": failed,
                 "title": self.env._("Sage payment pull failed")
                 if failed
                 else self.env._("Payments pulled from Sage"),
@@ -128,11 +126,23 @@ class SageConnection(models.Model):
         return self.sudo().with_company(self.company_id)
 
     def _sage_pull_payments_safely(self):
-        """Pull, or record why it failed on the connection. Returns the stats or None."""
+        """Pull, or record why it failed on the connection.
+
+        Returns (done, message): the pull summary, or why nothing was pulled.
+        """
         self.ensure_one()
+        if not self._sage_lock_for_pull():
+            # The cron and a button (or two buttons) at the same time: the
+            # second would only redo the first one's work.
+            _logger.info("Sage connection %s: a payment pull is already running", self.id)
+            return False, self.env._(
+                "%(connection)s: a payment pull is already running; try again in a minute.",
+                connection=self.display_name,
+            )
         try:
             with self.env.cr.savepoint():
-                return self._sage_pull_payments()
+                self._sage_pull_payments()
+            return True, self.sage_payments_pull_summary
         except (SageError, UserError) as error:
             _logger.warning("Sage connection %s: payment pull failed: %s", self.id, error)
             self._sage_record_pull_error(str(error))
@@ -141,7 +151,15 @@ class SageConnection(models.Model):
             self._sage_record_pull_error(
                 self.env._("Unexpected error: %(error)s", error=repr(error))
             )
-        return None
+        return False, self.sage_payments_pull_error
+
+    def _sage_lock_for_pull(self):
+        """Lock the connection row for this transaction, unless another one holds it."""
+        self.env.cr.execute(
+            "SELECT id FROM sage_connection WHERE id = %s FOR NO KEY UPDATE SKIP LOCKED",
+            (self.id,),
+        )
+        return bool(self.env.cr.fetchone())
 
     def _sage_pull_payments(self):
         """Read what changed in Sage since the watermark and update the moves.

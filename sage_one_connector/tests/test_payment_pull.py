@@ -3,6 +3,7 @@ protection, paging, optional payment registration and idempotent pulls."""
 
 import uuid
 from datetime import timedelta
+from unittest.mock import patch
 
 from odoo import Command, fields
 from odoo.exceptions import AccessError, UserError
@@ -268,7 +269,9 @@ class TestPaymentPull(PaymentPullCase):
         self.sandbox.record_payment(move.sage_id, "100.00")
         self.sandbox.fail_next(1, status=403, path_contains="contact_payments")
         notes = len(self.connection.message_ids)
-        self.assertIsNone(self.connection._sage_pull_payments_safely())
+        done, message = self.connection._sage_pull_payments_safely()
+        self.assertFalse(done)
+        self.assertIn("403", message)
         self.env.invalidate_all()
         self.assertEqual(self.connection.sage_payments_pulled_until, watermark)
         self.assertIn("403", self.connection.sage_payments_pull_error)
@@ -281,7 +284,7 @@ class TestPaymentPull(PaymentPullCase):
         self.env.invalidate_all()
         self.assertEqual(len(self.connection.message_ids), notes + 1)
         # Recovery clears the error and applies the payment.
-        self.assertTrue(self.connection._sage_pull_payments_safely())
+        self.assertTrue(self.connection._sage_pull_payments_safely()[0])
         self.env.invalidate_all()
         self.assertFalse(self.connection.sage_payments_pull_error)
         self.assertEqual(move.sage_payment_status, "paid")
@@ -535,6 +538,17 @@ class TestPaymentPullEntryPoints(PaymentPullCase):
         self.assertEqual(result["params"]["type"], "danger")
         self.assertIn("403", result["params"]["message"])
         self.assertIn("403", self.connection.sage_payments_pull_error)
+
+    def test_concurrent_pull_is_skipped(self):
+        move = self.push(100.0)
+        self.sandbox.record_payment(move.sage_id, "100.00")
+        with patch.object(type(self.connection), "_sage_lock_for_pull", return_value=False):
+            result = self.connection.with_user(self.team_user).action_sage_pull_payments()
+        self.assertEqual(result["params"]["type"], "danger")
+        self.assertIn("already running", result["params"]["message"])
+        self.assertEqual(move.sage_payment_status, "unpaid")
+        self.assertFalse(self.connection.sage_payments_pulled_until)
+        self.assertFalse(self.connection.sage_payments_pull_error)
 
     def test_button_without_connection(self):
         self.connection.sudo().state = "needs_reconnect"
