@@ -13,6 +13,7 @@
         "security/sage_one_connector_security.xml",
         "security/ir.model.access.csv",
         "views/sage_connection_views.xml",
+        "views/account_move_views.xml",
         "views/sage_one_connector_menus.xml",
         "data/ir_cron_payments.xml",
         "views/sage_payment_views.xml",

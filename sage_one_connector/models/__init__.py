@@ -4,6 +4,7 @@ from . import (
     account_move_payment,
     crm_lead,
     res_company,
+    res_partner,
     sage_connection,
     sage_connection_pull,
     sage_contact_link,
