@@ -168,9 +168,8 @@ class CrmLead(models.Model):
             )
             created.append((lead, invoice))
 
-        warnings = [
-            warning for lead, _invoice in created for warning in lead._sage_invoice_warnings()
-        ]
+        # One warning per customer, however many of its jobs were invoiced.
+        warnings = self._sage_invoice_warnings()
         if len(created) == 1:
             message = self.env._(
                 "Invoice #%(number)s has been created successfully.",

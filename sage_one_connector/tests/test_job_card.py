@@ -344,6 +344,16 @@ class TestJobCard(JobCardCommon, AccountTestInvoicingCommon):
         self.assertTrue(message.startswith(f"Invoice #{invoice.id} has been created successfully."))
         self.assertIn("Customer “Cash Customer” has no email address", message)
 
+    def test_many_jobs_of_a_customer_without_email_warn_once(self):
+        no_email = self.env["res.partner"].create({"name": "Cash Customer"})
+        leads = self.make_lead("Job A", partner=no_email) | self.make_lead(
+            "Job B", partner=no_email
+        )
+        action = self.run_server_action(leads | self.make_lead("Job C"))
+        self.assertEqual(len(leads.sage_invoice_ids), 2)
+        self.assertEqual(action["params"]["type"], "warning")
+        self.assertEqual(action["params"]["message"].count("Cash Customer"), 1)
+
     def test_contact_of_a_company_with_email_does_not_warn(self):
         company = self.env["res.partner"].create(
             {"name": "Mill Ltd", "is_company": True, "email": "ap@mill.example"}
