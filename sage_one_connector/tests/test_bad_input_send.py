@@ -1,5 +1,9 @@
 """Bad inputs: each gets a clear message and changes nothing, in Odoo or in Sage."""
 
+from unittest.mock import patch
+
+import psycopg2
+
 from odoo import Command, fields
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import new_test_user, tagged
@@ -99,6 +103,18 @@ class TestBadInputSend(SagePushCase):
         invoice = self.make_invoice()
         invoice.write({"sage_state": "sending", "sage_sending_since": fields.Datetime.now()})
         self.assertRefused(invoice, "already being sent")
+
+    def test_06b_row_locked_by_another_transaction(self):
+        invoice = self.make_invoice()
+        real_execute = type(self.env.cr).execute
+
+        def execute(cr, query, params=None, log_exceptions=True):
+            if "FOR NO KEY UPDATE NOWAIT" in str(query) and "account_move" in str(query):
+                raise psycopg2.errors.LockNotAvailable("could not obtain lock")
+            return real_execute(cr, query, params, log_exceptions)
+
+        with patch.object(type(self.env.cr), "execute", execute):
+            self.assertRefused(invoice, "already being sent to Sage by another user")
 
     # ------------------------------------------------------------------
     # Customer

@@ -224,6 +224,32 @@ class TestSendInvoice(SagePushCase):
         self.assertTrue(contact["reference"].startswith("ZOECAFE"))
         self.assertTrue(contact["reference"].isascii())
 
+    def test_foreign_currency_sent_with_rate_to_the_business_currency(self):
+        settings = self.sandbox.state.businesses[self.sage_business_id]["_financial_settings"]
+        settings["multi_currency_enabled"] = True
+        self.addCleanup(settings.__setitem__, "multi_currency_enabled", False)
+        # Odoo company currency USD, Sage business currency GBP; per USD: 2.0 GBP, 2.4 EUR.
+        eur = self.setup_other_currency("EUR", rates=[("2016-01-01", 2.4)])
+        invoice = self.make_invoice(currency=eur)
+        self.send(invoice)
+        record = self.sage_invoice(invoice)
+        self.assertEqual(record["currency"]["id"], "EUR")
+        self.assertEqual(record["exchange_rate"], Decimal("1.2"))  # EUR per GBP
+        self.assertEqual(record["total_amount"], Decimal("360.00"))
+        self.assertEqual(record["base_currency_total_amount"], Decimal("300.00"))
+
+    def test_foreign_currency_refused_by_sage_is_an_error_with_its_message(self):
+        eur = self.setup_other_currency("EUR", rates=[("2016-01-01", 2.4)])
+        invoice = self.make_invoice(currency=eur)
+        action = self.send(invoice)
+        self.assertEqual(action["params"]["type"], "danger")
+        self.assertEqual(invoice.sage_state, "error")
+        self.assertIn("multi-currency is not enabled", invoice.sage_last_error)
+        self.assertFalse(invoice.sage_id)
+        # Sage refused it: the next attempt may use a new idempotency id.
+        self.assertFalse(invoice.sage_idempotency_id)
+        self.assertTrue(any("Sending to Sage failed" in m.body for m in invoice.message_ids))
+
     def test_odoo_numbering_sends_prefixed_number(self):
         prefix = f"O{uuid.uuid4().hex[:3]}-"
         self.connection.write({"numbering_mode": "odoo", "number_prefix": prefix})
