@@ -736,7 +736,8 @@ class AccountMove(models.Model):
                     problems[move].append(
                         self.env._(
                             "Several Sage contacts use the email %(email)s (%(contacts)s): "
-                            "link the customer %(partner)s to the right one.",
+                            "link the customer %(partner)s to the right one (Sage tab of the "
+                            "customer).",
                             email=email,
                             contacts=names,
                             partner=partner.display_name,

@@ -7,6 +7,7 @@ from decimal import Decimal
 from unittest.mock import patch
 
 from odoo import Command
+from odoo.exceptions import UserError
 from odoo.tests import tagged
 
 from odoo.addons.sage_one_connector.sage_api import documents
@@ -101,6 +102,35 @@ class TestSendInvoice(SagePushCase):
         self.assertEqual(len(self.sage_records("contacts")), contacts_before)
         self.assertEqual(self.sage_invoice(third)["contact"]["id"], contact_id)
         self.assertEqual(partner.sudo().sage_contact_link_ids.sage_contact_id, contact_id)
+
+    def test_several_contacts_with_the_email_then_linked_by_hand(self):
+        partner = self.make_customer()
+        twins = []
+        with self.sandbox.lock:
+            for name in ("Twin One", "Twin Two"):
+                twins.append(
+                    self.sandbox.state.create_contact(
+                        self.sage_business_id,
+                        {
+                            "name": name,
+                            "contact_type_ids": ["CUSTOMER"],
+                            "main_contact_person": {"name": name, "email": partner.email},
+                        },
+                    )["id"]
+                )
+        invoice = self.make_invoice(partner)
+        with self.assertRaisesRegex(UserError, twins[1]):
+            self.send(invoice, self.team_user)
+        # The user picks the right contact (Sage > Customer links).
+        self.env["sage.contact.link"].with_user(self.team_user).create(
+            {
+                "partner_id": partner.id,
+                "connection_id": self.connection.id,
+                "sage_contact_id": twins[1],
+            }
+        )
+        self.send(invoice, self.team_user)
+        self.assertEqual(self.sage_invoice(invoice)["contact"]["id"], twins[1])
 
     def test_invoice_contact_email_of_company_customer(self):
         company = self.make_customer(name="Globex Corporation", email=False, is_company=True)
