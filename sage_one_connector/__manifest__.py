@@ -15,6 +15,7 @@
         "views/sage_connection_views.xml",
         "views/account_move_views.xml",
         "views/sage_one_connector_menus.xml",
+        "views/res_partner_views.xml",
         "data/ir_cron_payments.xml",
         "views/sage_payment_views.xml",
         "data/ir_actions_server_data.xml",
