@@ -4,11 +4,13 @@ from . import (
     account_move_payment,
     crm_lead,
     res_company,
+    res_config_settings,
     res_partner,
     sage_connection,
     sage_connection_pull,
     sage_contact_link,
     sage_job_card_line,
     sage_ledger_mapping,
+    sage_oauth_state,
     sage_reference,
 )

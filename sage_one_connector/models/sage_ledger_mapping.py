@@ -1,4 +1,4 @@
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
 
@@ -55,7 +55,38 @@ class SageLedgerMapping(models.Model):
         for mapping in self:
             if mapping.ledger_id.connection_id != mapping.connection_id:
                 raise ValidationError(
-                    _("The Sage ledger must belong to the same Sage business as the mapping.")
+                    self.env._(
+                        "The Sage ledger must belong to the same Sage business as the mapping."
+                    )
+                )
+            if not mapping.ledger_id.active:
+                raise ValidationError(
+                    self.env._(
+                        "The Sage ledger %(ledger)s is no longer visible in sales in Sage: "
+                        "choose another one.",
+                        ledger=mapping.ledger_id.display_name,
+                    )
+                )
+
+    @api.constrains("account_id", "product_id", "connection_id")
+    def _check_same_company(self):
+        for mapping in self:
+            company = mapping.connection_id.company_id
+            if mapping.account_id and company not in mapping.account_id.company_ids:
+                raise ValidationError(
+                    self.env._(
+                        "The income account %(account)s is not used by %(company)s.",
+                        account=mapping.account_id.display_name,
+                        company=company.name,
+                    )
+                )
+            product_company = mapping.product_id.company_id
+            if product_company and product_company != company:
+                raise ValidationError(
+                    self.env._(
+                        "The product %(product)s belongs to another company.",
+                        product=mapping.product_id.display_name,
+                    )
                 )
 
 
@@ -69,3 +100,24 @@ class AccountTax(models.Model):
         domain="[('company_id', '=', company_id)]",
         help="The Sage tax rate that lines with this tax are sent with.",
     )
+
+    @api.constrains("sage_tax_rate_id", "company_id", "type_tax_use")
+    def _check_sage_tax_rate(self):
+        for tax in self.filtered("sage_tax_rate_id"):
+            rate = tax.sage_tax_rate_id
+            if tax.type_tax_use != "sale":
+                raise ValidationError(
+                    self.env._(
+                        "Only sales taxes are sent to Sage: %(tax)s cannot have a Sage tax rate.",
+                        tax=tax.display_name,
+                    )
+                )
+            if rate.company_id != tax.company_id:
+                raise ValidationError(
+                    self.env._(
+                        "The Sage tax rate %(rate)s belongs to the Sage business of another "
+                        "company than the tax %(tax)s.",
+                        rate=rate.display_name,
+                        tax=tax.display_name,
+                    )
+                )

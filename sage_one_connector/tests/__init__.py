@@ -7,3 +7,5 @@ from . import test_send_exactly_once
 from . import test_write_off
 from . import test_push_rights
 from . import test_bad_input_send
+from . import test_connect_flow
+from . import test_token_refresh

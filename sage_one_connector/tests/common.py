@@ -5,7 +5,9 @@ Every Odoo test that talks to Sage talks to the project's sandbox over HTTP
 connection code that production uses against real Sage.
 """
 
+import os
 import time
+from unittest.mock import patch
 
 from odoo.tests import new_test_user
 
@@ -37,6 +39,8 @@ class SageSandboxCase(AccountTestInvoicingCommon):
         cls.sandbox = SageSandbox()
         cls.sandbox.start()
         cls.addClassCleanup(cls.sandbox.stop)
+        # The sandbox speaks plain http on 127.0.0.1: oauthlib allows that only when told.
+        cls.startClassPatcher(patch.dict(os.environ, {"OAUTHLIB_INSECURE_TRANSPORT": "1"}))
         base_url = cls.env["ir.config_parameter"].sudo().get_param("web.base.url")
         cls.redirect_uri = f"{base_url.rstrip('/')}/sage_one/oauth/callback"
         cls.sandbox.register_app(

@@ -1,0 +1,2 @@
+from . import sage_business_select
+from . import sage_connection_test
