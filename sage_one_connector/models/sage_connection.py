@@ -370,7 +370,21 @@ class SageConnection(models.Model):
             row = Token.create({"connection_id": self.id})
         return row
 
+    @api.depends_context("uid")
     def _compute_tokens(self):
+        # `groups` only guards read(), search() and friends: a computed field is
+        # computed on any other access (export_data() among them). Refuse like
+        # Odoo refuses a stored system-only field; the cache is kept per user
+        # and sudo (depends_context) so a value read by sudo() is never served
+        # to the user.
+        if not self.env.su and not self.env.user.has_group("base.group_system"):
+            _logger.info(
+                "Sage connection tokens refused to user %s (not a system administrator)",
+                self.env.uid,
+            )
+            raise AccessError(
+                self.env._("Only system administrators can see the Sage connection's tokens.")
+            )
         rows = (
             self.env["sage.connection.token"]
             .sudo()
