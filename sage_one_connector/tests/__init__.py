@@ -9,3 +9,4 @@ from . import test_push_rights
 from . import test_bad_input_send
 from . import test_connect_flow
 from . import test_token_refresh
+from . import test_security_attempts
