@@ -1,5 +1,6 @@
 from . import test_install
 from . import test_job_card
+from . import test_job_card_sage
 from . import test_payment_pull
 from . import test_payment_pull_send
 from . import test_send
