@@ -194,6 +194,8 @@ class TestContacts:
     def test_long_name_truncated_to_100(self):
         payload = documents.contact_payload({"name": "N" * 150, "email": "e@x"}, "N1")
         assert len(payload["name"]) == 100
+        # Sage's contact person name holds 50 characters only.
+        assert len(payload["main_contact_person"]["name"]) == 50
 
 
 # ----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from .client import make_idempotency_id, to_decimal
 
 __all__ = [
     "CONTACT_NAME_MAX",
+    "CONTACT_PERSON_NAME_MAX",
     "CONTACT_REFERENCE_MAX",
     "NOTES_MAX",
     "REFERENCE_MAX",
@@ -48,6 +49,8 @@ REFERENCE_MAX = 25
 NOTES_MAX = 2000
 CONTACT_REFERENCE_MAX = 10
 CONTACT_NAME_MAX = 100
+# ContactPerson.name is shorter than Contact.name in Sage (swagger.contacts.json).
+CONTACT_PERSON_NAME_MAX = 50
 LINE_DESCRIPTION_MAX = 2000
 # Sage and Odoo may round a total differently by a cent; more is a real mismatch.
 TOTAL_TOLERANCE = Decimal("0.01")
@@ -218,7 +221,7 @@ def contact_payload(partner, reference):
         address["is_main_address"] = True
         body["main_address"] = address
     person = {
-        "name": truncate(plain_text(partner.get("person_name")) or name, CONTACT_NAME_MAX),
+        "name": truncate(plain_text(partner.get("person_name")) or name, CONTACT_PERSON_NAME_MAX),
         "email": partner.get("email"),
         "is_main_contact": True,
         "contact_person_type_ids": ["ACCOUNTS"],
