@@ -27,6 +27,9 @@
         "views/sage_payment_views.xml",
         "data/ir_actions_server_data.xml",
         "views/crm_lead_views.xml",
+        "data/ir_cron_push.xml",
+        "wizards/sage_push_wizard_views.xml",
+        "views/sage_push_batch_views.xml",
     ],
     "demo": [
         "demo/crm_lead_demo.xml",

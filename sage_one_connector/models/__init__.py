@@ -1,5 +1,6 @@
 from . import (
     account_move,
+    account_move_batch,
     account_move_job,
     account_move_payment,
     crm_lead,
@@ -12,5 +13,6 @@ from . import (
     sage_job_card_line,
     sage_ledger_mapping,
     sage_oauth_state,
+    sage_push_batch,
     sage_reference,
 )

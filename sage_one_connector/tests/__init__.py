@@ -11,3 +11,5 @@ from . import test_bad_input_send
 from . import test_connect_flow
 from . import test_token_refresh
 from . import test_security_attempts
+from . import test_push_all
+from . import test_push_all_concurrency
