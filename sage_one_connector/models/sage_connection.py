@@ -701,13 +701,19 @@ class SageConnection(models.Model):
     # ------------------------------------------------------------------
     # Connect, choose the business, disconnect
     # ------------------------------------------------------------------
+    def _sage_has_app_credentials(self):
+        """A client ID and secret are entered (blanks pasted into Settings are not:
+        Sage would refuse them on its own page, out of Odoo's reach)."""
+        credentials = (self.sudo().client_id, self.sudo().client_secret)
+        return all((value or "").strip() for value in credentials)
+
     def action_sage_connect(self):
         """Button: send the administrator to Sage to authorize Odoo."""
         self.ensure_one()
         self._sage_check_system_user()
         self.check_access("write")
         connection = self.sudo()
-        if not connection.client_id or not connection.client_secret:
+        if not connection._sage_has_app_credentials():
             raise UserError(
                 self.env._(
                     "Enter the client ID and client secret of your Sage developer app "
@@ -736,7 +742,7 @@ class SageConnection(models.Model):
         self.ensure_one()
         self._sage_check_system_user()
         connection = self.sudo()
-        if not connection.client_id or not connection.client_secret:
+        if not connection._sage_has_app_credentials():
             raise UserError(self.env._("The Sage client ID or secret is missing."))
         try:
             token = connection._sage_oauth().exchange_code(code)
