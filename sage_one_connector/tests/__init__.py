@@ -13,3 +13,4 @@ from . import test_token_refresh
 from . import test_security_attempts
 from . import test_push_all
 from . import test_push_all_concurrency
+from . import test_bad_inputs
