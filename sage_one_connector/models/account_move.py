@@ -247,6 +247,80 @@ class AccountMove(models.Model):
             results.append(result)
         return self._sage_notification(results)
 
+    def action_sage_allocate(self):
+        """Allocate credit notes already in Sage to the invoice they reverse
+        (the allocation failed, or the invoice reached Sage after them)."""
+        if not self:
+            raise UserError(self.env._("Select the credit notes to allocate in Sage."))
+        self._sage_check_push_rights()
+        problems = self._sage_allocation_problems()
+        if problems:
+            raise UserError(self._sage_format_problems(problems, operation="allocate"))
+        self._sage_lock_for_push()
+        problems = self._sage_allocation_problems()
+        if problems:
+            raise UserError(self._sage_format_problems(problems, operation="allocate"))
+        clients = {}
+        db_uuid = self.env["ir.config_parameter"].sudo().get_param("database.uuid")
+        jobs = []
+        for move in self:
+            connection = move.sage_connection_id
+            self._sage_client_or_raise(connection, clients)
+            contact_id = move.commercial_partner_id._sage_contact_link(connection).sage_contact_id
+            date = fields.Date.to_string(move.invoice_date)
+            jobs.append(
+                PreparedPush(
+                    move_id=move.id,
+                    operation="allocate",
+                    resource=documents.CREDIT_NOTE,
+                    payload={},
+                    idempotency_id="",
+                    contact_id=contact_id,
+                    date=date,
+                    total=documents.money(move.sage_total_amount or move.amount_total),
+                    existing_id=move.sage_id,
+                    existing_number=move.sage_number,
+                    allocation=AllocationPlan(
+                        contact_id=contact_id,
+                        invoice_id=move.reversed_entry_id.sage_id,
+                        date=date,
+                        idempotency_id=make_idempotency_id(
+                            db_uuid, self._name, move.id, "allocation", move.sage_push_generation
+                        ),
+                    ),
+                )
+            )
+        results = []
+        for job in jobs:
+            move = self.browse(job.move_id)
+            result = send_document(clients[move.sage_connection_id.id], job)
+            move._sage_apply_push_result(result)
+            results.append(result)
+        return self._sage_notification(results)
+
+    def _sage_allocation_problems(self):
+        problems = defaultdict(list)
+        for move in self:
+            add = problems[move].append
+            connection_problem = move._sage_connection_problem(move._sage_connection())
+            if connection_problem:
+                add(connection_problem)
+            origin = move.reversed_entry_id
+            if move.move_type != "out_refund" or move.sage_state != "sent" or not move.sage_id:
+                add(self.env._("Only credit notes already in Sage can be allocated."))
+            elif move.sage_allocation_id:
+                add(self.env._("It is already allocated in Sage."))
+            elif (
+                not origin
+                or origin.sage_state != "sent"
+                or not origin.sage_id
+                or origin.sage_connection_id != move.sage_connection_id
+            ):
+                add(self.env._("The invoice it reverses is not in Sage: send it first."))
+            elif not move.commercial_partner_id._sage_contact_link(move.sage_connection_id):
+                add(self.env._("The customer is not linked to a Sage contact."))
+        return {move: messages for move, messages in problems.items() if messages}
+
     def action_sage_link_candidate(self):
         """Link an uncertain document to the Sage document a manager chose."""
         self._sage_check_manager()
@@ -496,6 +570,8 @@ class AccountMove(models.Model):
     def _sage_format_problems(self, problems, operation="send"):
         if operation == "write_off":
             head = self.env._("Nothing was written off in Sage:")
+        elif operation == "allocate":
+            head = self.env._("Nothing was allocated in Sage:")
         else:
             head = self.env._("Nothing was sent to Sage:")
         lines = [head]
@@ -930,6 +1006,8 @@ class AccountMove(models.Model):
         self.ensure_one()
         if result.operation == "write_off":
             self._sage_apply_write_off_result(result)
+        elif result.operation == "allocate":
+            self._sage_apply_allocation_result(result)
         else:
             self._sage_apply_send_result(result)
         self._sage_commit()
@@ -1082,6 +1160,43 @@ class AccountMove(models.Model):
                 )
             )
         self._sage_after_sent()
+
+    def _sage_apply_allocation_result(self, result):
+        invoice = self.reversed_entry_id
+        if result.allocation_id:
+            outstanding = max(
+                documents.money(self.sage_outstanding_amount) - result.allocation_amount, 0
+            )
+            self.write(
+                {
+                    "sage_allocation_id": result.allocation_id,
+                    "sage_last_error": False,
+                    "sage_outstanding_amount": outstanding,
+                    "sage_payment_status": "paid" if outstanding == 0 else "part_paid",
+                }
+            )
+            message = self.env._(
+                "Allocated %(amount)s to %(invoice)s in Sage.",
+                amount=result.allocation_amount,
+                invoice=invoice.sage_number or invoice.display_name,
+            )
+            invoice._message_log(
+                body=self.env._(
+                    "Credit note %(number)s allocated to this invoice in Sage (%(amount)s).",
+                    number=self.sage_number,
+                    amount=result.allocation_amount,
+                )
+            )
+        else:
+            message = self.env._(
+                "The credit note could not be allocated to %(invoice)s in Sage: %(error)s",
+                invoice=invoice.display_name,
+                error=result.allocation_error or result.allocation_skipped or result.error,
+            )
+            self.sage_last_error = message
+            # Shown as a failure in the notification.
+            result.allocation_error = result.allocation_error or message
+        self._message_log(body=message)
 
     @api.model
     def _sage_candidates_text(self, candidates):

@@ -7,7 +7,7 @@ from decimal import Decimal
 from unittest.mock import patch
 
 from odoo import Command
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 from odoo.tests import tagged
 
 from odoo.addons.sage_one_connector.sage_api import documents
@@ -430,6 +430,18 @@ class TestSendCreditNoteAndAdjustment(SagePushCase):
         self.assertFalse(credit_note.sage_allocation_id)
         self.assertIn("not in Sage", credit_note.sage_last_error)
         self.assertEqual(len(self.sage_records("contact_allocations")), allocations_before)
+        # Once the invoice is in Sage, a manager allocates the credit note.
+        self.send(invoice)
+        with self.assertRaises(AccessError):
+            credit_note.with_user(self.team_user).action_sage_allocate()
+        credit_note.with_user(self.manager_user).action_sage_allocate()
+        self.assertTrue(credit_note.sage_allocation_id)
+        self.assertFalse(credit_note.sage_last_error)
+        self.assertEqual(credit_note.sage_payment_status, "paid")
+        self.assertEqual(self.sage_invoice(invoice)["outstanding_amount"], Decimal(0))
+        self.assertEqual(len(self.sage_records("contact_allocations")), allocations_before + 1)
+        with self.assertRaisesRegex(UserError, "already allocated"):
+            credit_note.with_user(self.manager_user).action_sage_allocate()
 
     def test_adjustment_is_sent_as_invoice_by_a_manager(self):
         invoice = self.make_invoice()
