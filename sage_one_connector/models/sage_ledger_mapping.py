@@ -70,7 +70,8 @@ class SageLedgerMapping(models.Model):
 
     @api.constrains("account_id", "product_id", "connection_id")
     def _check_same_company(self):
-        for mapping in self:
+        # sudo: a record of another company may not even be readable by the user.
+        for mapping in self.sudo():
             company = mapping.connection_id.company_id
             if mapping.account_id and company not in mapping.account_id.company_ids:
                 raise ValidationError(

@@ -14,3 +14,5 @@ from . import test_security_attempts
 from . import test_push_all
 from . import test_push_all_concurrency
 from . import test_bad_inputs
+from . import test_settings
+from . import test_connection_security

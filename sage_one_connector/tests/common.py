@@ -119,3 +119,20 @@ class SageSandboxCase(AccountTestInvoicingCommon):
     def sage_tax_rate(cls, sage_id, connection=None):
         connection = connection or cls.connection
         return connection.tax_rate_ids.filtered(lambda rate: rate.sage_id == sage_id)
+
+    def sage_renew_tokens(self, connection=None):
+        """Store a token pair the sandbox accepts on `connection`.
+
+        A test's rollback restores the stored pair, not the sandbox's rotation
+        of it: tests that refresh or revoke tokens start with this.
+        """
+        connection = connection or self.connection
+        token = self.sandbox.issue_tokens(TEST_CLIENT_ID, user_id=self.sage_user_id)
+        now = time.time()
+        connection._sage_store_token(
+            dict(
+                token,
+                expires_at=now + token["expires_in"],
+                refresh_token_expires_at=now + token["refresh_token_expires_in"],
+            )
+        )

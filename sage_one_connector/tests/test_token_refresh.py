@@ -9,6 +9,7 @@ from datetime import timedelta
 from unittest.mock import patch
 
 from odoo import SUPERUSER_ID, api, fields
+from odoo.exceptions import UserError
 from odoo.modules.registry import Registry
 from odoo.tests import tagged
 from odoo.tools import mute_logger
@@ -33,17 +34,7 @@ class TestTokenRefreshInTransaction(SageSandboxCase):
 
     def setUp(self):
         super().setUp()
-        # Refreshes rotate the sandbox's tokens but a test's rollback restores the
-        # stored pair: give each test a pair the sandbox still accepts.
-        token = self.sandbox.issue_tokens(TEST_CLIENT_ID, user_id=self.sage_user_id)
-        now = time.time()
-        self.connection._sage_store_token(
-            dict(
-                token,
-                expires_at=now + token["expires_in"],
-                refresh_token_expires_at=now + token["refresh_token_expires_in"],
-            )
-        )
+        self.sage_renew_tokens()
 
     def _token_requests(self):
         return self.sandbox.stats()["by_route"].get(TOKEN_ROUTE, 0)
@@ -85,22 +76,23 @@ class TestTokenRefreshInTransaction(SageSandboxCase):
         self.assertNotEqual(client.access_token, refused)
         self.assertEqual(client.access_token, self.connection.sudo().access_token)
 
+    def _refused_by_sage(self, call):
+        """Like assertRaises, without its savepoint: the new state must stay."""
+        try:
+            call()
+        except SageReauthorizationRequired as error:
+            return error
+        self.fail("Sage refused the grant: the call must fail")
+
     def test_revoked_grant_asks_managers_to_reconnect_once(self):
         self.sandbox.state.refresh_tokens[self.connection.sudo().refresh_token]["active"] = False
         _expire(self.connection)
-        # Not assertRaises: it rolls its block back, and with it the new state.
-        try:
-            self.connection._sage_access_token()
-        except SageReauthorizationRequired:
-            pass
-        else:
-            self.fail("Sage refused the grant: the refresh must fail")
+        self._refused_by_sage(self.connection._sage_access_token)
         # Another failure (a client's 401 handler) and another notification do
         # not add activities.
-        try:
-            self.connection._sage_refresh_access_token(stale_token="refused")
-        except SageReauthorizationRequired:
-            pass
+        self._refused_by_sage(
+            lambda: self.connection._sage_refresh_access_token(stale_token="refused")
+        )
         self.connection._sage_notify_needs_reconnect()
         self.assertEqual(self.connection.state, "needs_reconnect")
         activity_type = self.env.ref("sage_one_connector.mail_activity_type_sage_reconnect")
@@ -114,13 +106,11 @@ class TestTokenRefreshInTransaction(SageSandboxCase):
         self.assertEqual(activities.user_id, self.manager_user)
         self.assertEqual(len(activities), 1, "one activity per manager, however many failures")
         # Any later use says clearly what to do.
-        with self.assertRaisesRegex(Exception, "must reconnect it in Settings"):
+        with self.assertRaisesRegex(UserError, "must reconnect it in Settings"):
             self.connection._sage_access_token()
 
         # Reconnecting clears the activities.
-        token = self.sandbox.issue_tokens(TEST_CLIENT_ID, user_id=self.sage_user_id)
-        token = dict(token, expires_at=time.time() + token["expires_in"])
-        self.connection._sage_store_token(token)
+        self.sage_renew_tokens()
         self.connection._sage_finish_connect(self.sage_business_id)
         self.assertEqual(self.connection.state, "connected")
         self.assertFalse(activities.exists())

@@ -1,3 +1,5 @@
-from . import sage_business_select
-from . import sage_connection_test
-from . import sage_push_wizard
+from . import (
+    sage_business_select,
+    sage_connection_test,
+    sage_push_wizard,
+)

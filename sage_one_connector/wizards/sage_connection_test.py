@@ -292,12 +292,10 @@ class SageConnectionTest(models.TransientModel):
     def _sage_test_contact(self, client, db_uuid):
         """The Sage customer of test invoices, created once per business."""
         connection = self.connection_id.sudo()
-        if connection.test_contact_id:
-            try:
-                client.get_contact(connection.test_contact_id)
-                return connection.test_contact_id
-            except SageNotFoundError:
-                pass
+        if connection.test_contact_id and self._sage_contact_exists(
+            client, connection.test_contact_id
+        ):
+            return connection.test_contact_id
         contact = client.create_contact(
             {"name": TEST_CONTACT_NAME, "contact_type_ids": ["CUSTOMER"]},
             idempotency_id=make_idempotency_id(
@@ -306,6 +304,14 @@ class SageConnectionTest(models.TransientModel):
         )
         connection.test_contact_id = contact["id"]
         return contact["id"]
+
+    @staticmethod
+    def _sage_contact_exists(client, contact_id):
+        try:
+            client.get_contact(contact_id)
+        except SageNotFoundError:
+            return False  # deleted in Sage: a new one is created
+        return True
 
     def _sage_test_tax_rate(self):
         """A zero rate keeps the test invoice free of tax, where the business has one."""
