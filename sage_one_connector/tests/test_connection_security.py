@@ -5,6 +5,7 @@ stays inside its company."""
 import json
 
 from odoo.exceptions import AccessError
+from odoo.modules.neutralize import get_neutralization_queries
 from odoo.tests import HttpCase, new_test_user, tagged
 from odoo.tools import mute_logger
 
@@ -162,3 +163,16 @@ class TestConnectionSecurityRpc(SageSandboxCase, HttpCase):
         with mute_logger("odoo.http"):
             answer = self._call("_sage_access_token", [ids])
         self.assertIn("error", answer)
+
+
+@tagged("post_install", "-at_install")
+class TestNeutralize(SageSandboxCase):
+    def test_neutralized_copy_forgets_the_tokens(self):
+        self.env["sage.oauth.state"]._sage_issue(self.connection)
+        for query in get_neutralization_queries(["sage_one_connector"]):
+            self.env.cr.execute(query)
+        self.env.invalidate_all()
+        self.assertEqual(self.connection.state, "not_connected")
+        self.assertFalse(self.connection.sudo().refresh_token)
+        self.assertFalse(self.env["sage.connection.token"].search([]))
+        self.assertFalse(self.env["sage.oauth.state"].search([]))

@@ -420,3 +420,31 @@ class TestSettingsUi(SageSandboxCase, HttpCase):
             }""",
             login="sage_manager",
         )
+
+    def test_business_choice_page(self):
+        """The page the callback redirects to when the Sage user has several businesses."""
+        wizard = (
+            self.env["sage.business.select"]
+            .with_user(self.ui_admin)
+            ._sage_open_for(
+                self.connection,
+                [
+                    {"id": "b-north", "name": "North Ltd", "country": {"id": "GB"}},
+                    {"id": "b-south", "name": "South Ltd", "country": {"id": "GB"}},
+                ],
+            )
+        )
+        self._check_page(
+            f"/odoo/sage.business.select/{wizard.id}",
+            ".o_form_view .o_data_row",
+            """(element) => {
+                const rows = [...document.querySelectorAll(".o_form_view .o_data_row")];
+                const text = rows.map((row) => row.textContent).join("|");
+                if (rows.length !== 2 || !text.includes("North Ltd")) { return "rows: " + text; }
+                const buttons = document.querySelectorAll(
+                    '.o_data_row button[name="action_sage_choose"]');
+                if (buttons.length !== 2) { return "no choice buttons"; }
+                return null;
+            }""",
+            login="sage_ui_admin",
+        )
