@@ -47,6 +47,34 @@ class AccountMove(models.Model):
             move.sage_payment_type = labels[key]
 
     # ------------------------------------------------------------------
+    # Commits of a batch push
+    # ------------------------------------------------------------------
+    def _sage_commit(self):
+        """Push all applies a whole chunk's results in one transaction.
+
+        ``_sage_apply_push_result`` commits after each document; the batch
+        runner sets ``sage_push_defer_commit`` while applying a chunk and
+        commits once at the end (after every commit Odoo would read everything
+        again). The prepare step, which stores the idempotency ids before any
+        request, never carries the flag. A crash before the chunk's commit
+        leaves its documents in *sending*: the next run looks them up in Sage.
+        """
+        if self.env.context.get("sage_push_defer_commit"):
+            self.env.flush_all()
+            return
+        super()._sage_commit()
+
+    def _sage_connection(self):
+        """Push all works on one company at a time: its connection is looked up
+        once per chunk (``sage_push_connection_id``), not several times per document."""
+        context = self.env.context
+        if context.get("sage_push_connection_id") and (
+            self.company_id.id == context.get("sage_push_company_id")
+        ):
+            return self.env["sage.connection"].sudo().browse(context["sage_push_connection_id"])
+        return super()._sage_connection()
+
+    # ------------------------------------------------------------------
     # Payment types
     # ------------------------------------------------------------------
     def _sage_payment_type_key(self):

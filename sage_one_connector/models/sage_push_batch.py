@@ -74,6 +74,17 @@ MOVE_STATE_FIELDS = [
     "sage_sending_since",
 ]
 QUIET_CONTEXT = {"mail_notrack": True}
+# The runner only writes Sage fields on the moves: Odoo's invoice-line sync and
+# balance check, which every account.move write runs (the sync even rewrites
+# flags on each line), have nothing to do and would cost most of the Odoo time
+# of a push.
+PUSH_CONTEXT = {"skip_invoice_sync": True, "check_move_validity": False}
+# No tracking message per document and state change: *sending* is the runner's
+# claim on the document, and the outcome is logged on each document anyway
+# ("Sent to Sage as ..." or the error) when it is applied.
+PREPARE_CONTEXT = dict(PUSH_CONTEXT, mail_notrack=True)
+# Applying: one commit per chunk instead of one per document (see _sage_commit).
+APPLY_CONTEXT = dict(PUSH_CONTEXT, mail_notrack=True, sage_push_defer_commit=True)
 
 
 class SagePushBatch(models.Model):
@@ -162,7 +173,7 @@ class SagePushBatch(models.Model):
             }
         )
         # The batch is the trail of the queueing: no tracking message per document.
-        moves.with_context(**QUIET_CONTEXT).write({"sage_state": "queued"})
+        moves.with_context(**QUIET_CONTEXT, **PUSH_CONTEXT).write({"sage_state": "queued"})
         self.env.ref("sage_one_connector.ir_cron_sage_push_batches")._trigger()
         return batch
 
@@ -274,7 +285,7 @@ class SagePushBatch(models.Model):
         )
         if not lines:
             return 0
-        moves = lines.move_id._sage_lock_for_push(skip_locked=True)
+        moves = lines.move_id.with_context(**PUSH_CONTEXT)._sage_lock_for_push(skip_locked=True)
         moves.invalidate_recordset(MOVE_STATE_FIELDS)
         finished = 0
         for line in lines:
@@ -286,7 +297,7 @@ class SagePushBatch(models.Model):
                 # Killed during the HTTP call: Sage may or may not have the document.
                 # Queued again with its idempotency id, it is looked up in Sage first.
                 _logger.info("Sage push %s: %s was interrupted, checking Sage", self.id, move.name)
-                move.write({"sage_state": "queued"})
+                move.with_context(**PUSH_CONTEXT).write({"sage_state": "queued"})
                 line.state = "queued"
             elif ours and move.sage_state in FINAL_MOVE_STATES:
                 line._sage_settle()  # the result was applied, only the line was not
@@ -384,6 +395,19 @@ class SagePushBatch(models.Model):
         )
         return "\n".join(parts)
 
+    def _sage_connection_context(self, connection=None):
+        """Context that gives the moves of this batch's company its connection at once."""
+        self.ensure_one()
+        connection = connection or self.env["sage.connection"]._for_company(
+            self.company_id, raise_if_missing=False
+        )
+        if not connection:
+            return {}
+        return {
+            "sage_push_connection_id": connection.id,
+            "sage_push_company_id": self.company_id.id,
+        }
+
     def _sage_url(self):
         base_url = self.get_base_url().rstrip("/")
         return f"{base_url}/odoo/action-sage_one_connector.sage_push_batch_action/{self.id}"
@@ -466,7 +490,9 @@ class SagePushBatchLine(models.Model):
         """Record a failure that happened before anything was sent."""
         self.write({"state": "error", "message": message})
         moves = self.move_id.filtered(lambda move: move.sage_state in ("queued", "not_sent"))
-        moves.write({"sage_state": "error", "sage_last_error": message})
+        moves.with_context(**PUSH_CONTEXT).write(
+            {"sage_state": "error", "sage_last_error": message}
+        )
 
     def _sage_push(self):
         """Push these claimed lines (one batch); return how many were finished."""
@@ -510,8 +536,10 @@ class SagePushBatchLine(models.Model):
             todo._sage_park(str(error))
             return finished + len(todo), None, None, []
 
-        moves = todo.move_id.with_user(batch.requester_id or self.env.user).with_company(
-            batch.company_id
+        moves = (
+            todo.move_id.with_user(batch.requester_id or self.env.user)
+            .with_company(batch.company_id)
+            .with_context(**PREPARE_CONTEXT, **batch._sage_connection_context(connection))
         )
         # Claimed in the same transaction as the moves' *sending*: prepare commits both.
         for line in todo:
@@ -540,19 +568,20 @@ class SagePushBatchLine(models.Model):
         return finished, connection, main_client, jobs
 
     def _sage_apply_results(self, results):
-        """Step 4: write each result on its move (committed) and its line."""
+        """Step 4: write each result on its move and its line; commit the chunk."""
         batch = self.batch_id
         batch.ensure_one()
         Move = (
             self.env["account.move"]
             .with_user(batch.requester_id or self.env.user)
             .with_company(batch.company_id)
+            .with_context(**APPLY_CONTEXT, **batch._sage_connection_context())
         )
-        line_ids = {line.move_id.id: line.id for line in self}
-        for result in results:
-            # One record per browse: after each commit only that move is read again.
-            Move.browse(result.move_id)._sage_apply_push_result(result)
-            self.browse(line_ids[result.move_id])._sage_settle()
+        lines = {line.move_id.id: line for line in self}
+        moves = Move.browse([result.move_id for result in results])
+        for move, result in zip(moves, results):
+            move._sage_apply_push_result(result)
+            lines[result.move_id]._sage_settle()
         self.env["account.move"]._sage_commit()
         return len(results)
 
