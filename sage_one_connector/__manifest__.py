@@ -34,6 +34,11 @@
     "demo": [
         "demo/crm_lead_demo.xml",
     ],
+    "assets": {
+        "web.assets_tests": [
+            "sage_one_connector/static/tests/tours/*.js",
+        ],
+    },
     "installable": True,
     "application": False,
 }

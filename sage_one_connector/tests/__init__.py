@@ -16,3 +16,4 @@ from . import test_push_all_concurrency
 from . import test_bad_inputs
 from . import test_settings
 from . import test_connection_security
+from . import test_tours
