@@ -13,7 +13,7 @@ except ImportError:
 
 from sage_api import documents, make_idempotency_id
 from sage_api.push import ERROR, SENT, PreparedPush
-from sage_api.push_batch import ConcurrentSender
+from sage_api.push_batch import ConcurrentSender, PrefetchedContactSearches
 
 
 @pytest.fixture
@@ -157,3 +157,42 @@ def test_an_unexpected_error_is_a_result_not_an_exception(
     assert "boom" in results[1].error
     # Not definitive: the next attempt keeps the idempotency id and looks first.
     assert not results[1].definitive
+
+
+def test_chunks_submitted_together_share_the_worker_limit(
+    sandbox, tokens, business_id, contact_id, ledger
+):
+    first = [job(contact_id, ledger, move_id) for move_id in range(1, 9)]
+    second = [job(contact_id, ledger, move_id) for move_id in range(9, 17)]
+    sandbox.set_faults(latency=0.05)
+    sandbox.reset_stats()
+    with sender(sandbox, tokens, business_id, max_workers=4) as batch_sender:
+        handles = [batch_sender.submit(first), batch_sender.submit(second)]
+        outcomes = [handle.wait() for handle in handles]
+    assert sandbox.stats()["max_in_flight"] <= 4
+    for handle, (results, refused) in zip(handles, outcomes):
+        assert refused == set()
+        assert [result.move_id for result in results] == [j.move_id for j in handle.jobs]
+        assert {result.status for result in results} == {SENT}
+    assert len(stored(sandbox, business_id)) == 16
+
+
+def test_prefetched_contact_searches_are_used_once_then_asked_again(
+    sandbox, tokens, business_id, api
+):
+    api.create_customer(
+        "Known Ltd", main_contact_person={"name": "AP", "email": "known@customer.example"}
+    )
+    with sender(sandbox, tokens, business_id, max_workers=4) as batch_sender:
+        find = batch_sender.client.find_contacts_by_email
+        emails = ["known@customer.example", "new@customer.example"]
+        sandbox.reset_stats()
+        searches = batch_sender.prefetch({email: (find, (email,)) for email in emails})
+        assert sandbox.stats()["by_route"] == {"GET /contacts": 2}
+        client = PrefetchedContactSearches(batch_sender.client, searches)
+        assert [c["name"] for c in client.find_contacts_by_email(emails[0])] == ["Known Ltd"]
+        assert client.find_contacts_by_email(emails[1]) == []
+        assert sandbox.stats()["by_route"] == {"GET /contacts": 2}, "answered from the prefetch"
+        client.find_contacts_by_email(emails[0])  # asked again: a real call
+        assert sandbox.stats()["by_route"] == {"GET /contacts": 3}
+        assert client.business_id == business_id  # everything else is the real client

@@ -12,9 +12,10 @@ chunk per call, each chunk being its own unit of work:
    idempotency ids and puts the moves in *sending*; committed together with
    the lines' *sending* state;
 3. send (HTTP only): ``send_document`` for every job, ``max_concurrency`` at a
-   time, in a thread pool that never touches the ORM;
-4. apply (ORM, this thread): ``_sage_apply_push_result`` per document
-   (committed), then the line's outcome (Sage number or error).
+   time, in a thread pool that never touches the ORM; meanwhile this thread
+   prepares the next chunk and applies the previous one;
+4. apply (ORM, this thread): ``_sage_apply_push_result`` per document, then
+   the line's outcome (Sage number or error); committed.
 
 Failures are parked on their line (and the move) and never retried by the
 runner: a person fixes the cause and pushes again.
@@ -28,12 +29,17 @@ one up in Sage before sending it again: every document ends in Sage once.
 """
 
 import logging
+import threading
+import time
 import zlib
 from contextlib import contextmanager
 from datetime import timedelta
 
+import psycopg2
+
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
+from odoo.tools import mute_logger
 
 from ..sage_api import push_batch
 from ..sage_api.exceptions import SageError
@@ -42,6 +48,13 @@ from .account_move import SENDING_TIMEOUT
 _logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 100
+# Chunks per runner call: the next chunk is prepared, and the previous one
+# applied, while one is being sent.
+PIPELINE_CHUNKS = 3
+# A cron job (up to 10 runner calls) must end well within the server's real
+# time limit for crons (limit_time_real, 120 s by default) or the worker is
+# killed: past this budget the runner ends the job and triggers a new one.
+JOB_TIME_BUDGET = 60
 # Up to this many documents the completion notification lists each of them;
 # above, it summarises and points to the batch.
 NOTIFICATION_MAX_DOCUMENTS = 20
@@ -74,6 +87,7 @@ MOVE_STATE_FIELDS = [
     "sage_sending_since",
 ]
 QUIET_CONTEXT = {"mail_notrack": True}
+_job_clock = threading.local()
 # The runner only writes Sage fields on the moves: Odoo's invoice-line sync and
 # balance check, which every account.move write runs (the sync even rewrites
 # flags on each line), have nothing to do and would cost most of the Odoo time
@@ -213,28 +227,45 @@ class SagePushBatch(models.Model):
     # ------------------------------------------------------------------
     @api.model
     def _cron_sage_push(self, chunk_size=CHUNK_SIZE):
-        """Runner cron: one chunk of the oldest open batch per call.
+        """Runner cron: up to ``PIPELINE_CHUNKS`` chunks of the oldest open batch per call.
 
         Reports to the cron framework how many documents this call finished
         and how many remain open, so that it calls again at once while work
         is progressing. Parked failures are finished (not remaining), and a
         call that could finish nothing (documents held by others) reports
         ``done=0``: the cron then waits for its next trigger instead of
-        spinning.
+        spinning. Returns the number of documents finished.
         """
+        self._sage_job_elapsed()  # starts the clock at the job's first call
         done = 0
         for batch in self.search([("state", "!=", "done")], order="id"):
             with batch._sage_runner_lock() as acquired:
                 if not acquired:
                     continue  # another worker is pushing this batch right now
-                done = batch._sage_run_chunk(chunk_size)
+                done = batch._sage_run(chunk_size)
             if done:
                 break
         remaining = self.env["sage.push.batch.line"].search_count(
             [("batch_id.state", "!=", "done"), ("state", "in", OPEN_LINE_STATES)]
         )
+        if done and remaining and self._sage_job_elapsed() > JOB_TIME_BUDGET:
+            # End this cron job before the server's time limit; a new one follows at once.
+            self.env.ref("sage_one_connector.ir_cron_sage_push_batches")._trigger()
+            remaining = 0
         self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
         return done
+
+    @api.model
+    def _sage_job_elapsed(self):
+        """Seconds since the first runner call of the current cron job.
+
+        The cron framework calls the runner up to 10 times in one job, all in
+        the same transaction cursor; a new cursor means a new job.
+        """
+        cursor_key = id(self.env.cr)
+        if getattr(_job_clock, "cursor_key", None) != cursor_key:
+            _job_clock.cursor_key, _job_clock.started = cursor_key, time.monotonic()
+        return time.monotonic() - _job_clock.started
 
     @contextmanager
     def _sage_runner_lock(self):
@@ -253,23 +284,48 @@ class SagePushBatch(models.Model):
             cr.rollback()
             cr.close()
 
-    def _sage_run_chunk(self, chunk_size=CHUNK_SIZE):
-        """Push one chunk of this batch; return how many lines were finished.
+    def _sage_run(self, chunk_size=CHUNK_SIZE, chunks=None):
+        """Push up to ``chunks`` chunks of this batch; return how many lines were finished.
 
-        Call it only while holding :meth:`_sage_runner_lock`.
+        Call it only while holding :meth:`_sage_runner_lock`. While a chunk is
+        being sent (threads, HTTP only), this thread prepares the next one and
+        applies the previous one: the waiting for Sage and the ORM work overlap.
         """
         self.ensure_one()
+        chunks = chunks or PIPELINE_CHUNKS
         if self.state == "queued":
             self.write({"state": "running", "date_start": fields.Datetime.now()})
+        # A fresh transaction now that this worker holds the batch: one begun
+        # before another worker's last commit could not lock the rows it changed.
+        self.env["account.move"]._sage_commit()
         finished = self._sage_recover_interrupted()
-        lines = self._sage_claim_lines(chunk_size)
-        if lines:
-            finished += lines._sage_push()
+        claimed = stale = False
+        with _PushSession(self) as session:
+            in_flight = None
+            for _index in range(chunks):
+                lines = self._sage_claim_lines(chunk_size)
+                stale = lines is None
+                sending = None
+                if lines:
+                    claimed = True
+                    done, jobs = lines._sage_prepare_chunk(session)
+                    finished += done
+                    if jobs:
+                        sending = (lines, session.sender.submit(jobs))
+                if in_flight:
+                    finished += session.complete(*in_flight)
+                in_flight = sending
+                if not lines:
+                    break
+            if in_flight:
+                finished += session.complete(*in_flight)
         if not self.env["sage.push.batch.line"].search_count(
             [("batch_id", "=", self.id), ("state", "in", OPEN_LINE_STATES)], limit=1
         ):
             self._sage_finish()
-        elif not lines:
+        elif stale:
+            self.env.ref("sage_one_connector.ir_cron_sage_push_batches")._trigger()
+        elif not claimed:
             # Everything left is being sent by someone else: look again shortly.
             self.env.ref("sage_one_connector.ir_cron_sage_push_batches")._trigger(
                 fields.Datetime.now() + BLOCKED_RETRY_DELAY
@@ -307,27 +363,39 @@ class SagePushBatch(models.Model):
         return finished
 
     def _sage_claim_lines(self, limit):
-        """Lock up to ``limit`` queued lines and their moves; skip what others hold."""
+        """Lock up to ``limit`` queued lines and their moves; skip what others hold.
+
+        Returns the lines, or None when this transaction is too old to lock
+        them (the caller ends the call; the next one claims them).
+        """
         self.ensure_one()
         self.env.flush_all()
         being_sent_since = fields.Datetime.now() - SENDING_TIMEOUT
-        self.env.cr.execute(
-            """
-            SELECT line.id
-              FROM sage_push_batch_line line
-              JOIN account_move move ON move.id = line.move_id
-             WHERE line.batch_id = %s
-               AND line.state = 'queued'
-               AND NOT (move.sage_state = 'sending'
-                        AND (move.sage_sending_since IS NULL
-                             OR move.sage_sending_since > %s))
-             ORDER BY line.id
-             LIMIT %s
-               FOR NO KEY UPDATE OF line, move SKIP LOCKED
-            """,
-            (self.id, being_sent_since, limit),
-        )
-        lines = self.env["sage.push.batch.line"].browse([row[0] for row in self.env.cr.fetchall()])
+        try:
+            with mute_logger("odoo.sql_db"), self.env.cr.savepoint(flush=False):
+                self.env.cr.execute(
+                    """
+                    SELECT line.id
+                      FROM sage_push_batch_line line
+                      JOIN account_move move ON move.id = line.move_id
+                     WHERE line.batch_id = %s
+                       AND line.state = 'queued'
+                       AND NOT (move.sage_state = 'sending'
+                                AND (move.sage_sending_since IS NULL
+                                     OR move.sage_sending_since > %s))
+                     ORDER BY line.id
+                     LIMIT %s
+                       FOR NO KEY UPDATE OF line, move SKIP LOCKED
+                    """,
+                    (self.id, being_sent_since, limit),
+                )
+                line_ids = [row[0] for row in self.env.cr.fetchall()]
+        except psycopg2.errors.SerializationFailure:
+            # Someone changed one of these rows after this transaction began
+            # (Odoo's transactions are REPEATABLE READ): a new one will see it.
+            _logger.info("Sage push %s: documents changed meanwhile, claiming again later", self.id)
+            return None
+        lines = self.env["sage.push.batch.line"].browse(line_ids)
         lines.invalidate_recordset(["state", "attempt"])
         lines.move_id.invalidate_recordset(MOVE_STATE_FIELDS)
         return lines
@@ -494,20 +562,12 @@ class SagePushBatchLine(models.Model):
             {"sage_state": "error", "sage_last_error": message}
         )
 
-    def _sage_push(self):
-        """Push these claimed lines (one batch); return how many were finished."""
-        finished, connection, main_client, jobs = self._sage_prepare_chunk()
-        if jobs:
-            results = self._sage_send(connection, main_client, jobs)
-            finished += self._sage_apply_results(results)
-        return finished
-
-    def _sage_prepare_chunk(self):
+    def _sage_prepare_chunk(self, session):
         """Steps 1-2 for these claimed lines: settle, check, prepare, commit.
 
-        Returns ``(finished, connection, main_client, jobs)``: the lines
-        finished without sending (pushed meanwhile by someone else, or parked
-        with a pre-flight problem) and the ``PreparedPush`` jobs to send.
+        Returns ``(finished, jobs)``: how many lines were finished without
+        sending (pushed meanwhile by someone else, or parked with a pre-flight
+        problem) and the ``PreparedPush`` jobs to send.
         """
         batch = self.batch_id
         batch.ensure_one()
@@ -521,37 +581,28 @@ class SagePushBatchLine(models.Model):
             else:
                 todo |= line
         if not todo:
-            return finished, None, None, []
-
-        connection = self.env["sage.connection"]._for_company(
-            batch.company_id, raise_if_missing=False
-        )
-        problem = todo.move_id[:1]._sage_connection_problem(connection)
+            return finished, []
+        problem = session.open(todo.move_id[:1])
         if problem:
             todo._sage_park(problem)
-            return finished + len(todo), None, None, []
-        try:
-            main_client = connection._sage_client()
-        except (UserError, SageError) as error:
-            todo._sage_park(str(error))
-            return finished + len(todo), None, None, []
+            return finished + len(todo), []
 
         moves = (
             todo.move_id.with_user(batch.requester_id or self.env.user)
             .with_company(batch.company_id)
-            .with_context(**PREPARE_CONTEXT, **batch._sage_connection_context(connection))
+            .with_context(**PREPARE_CONTEXT, **batch._sage_connection_context(session.connection))
         )
         # Claimed in the same transaction as the moves' *sending*: prepare commits both.
         for line in todo:
             line.write({"state": "sending", "attempt": line.move_id.sage_attempts + 1})
         try:
             jobs, problems = moves._sage_prepare_push(
-                raise_on_problem=False, clients={connection.id: main_client}
+                raise_on_problem=False, clients=session.clients(moves)
             )
         except (AccessError, UserError) as error:
             # Raised before anything was prepared: e.g. the requester lost the right.
             todo._sage_park(str(error))
-            return finished + len(todo), None, None, []
+            return finished + len(todo), []
 
         job_move_ids = {job.move_id for job in jobs}
         for line in todo:
@@ -565,7 +616,7 @@ class SagePushBatchLine(models.Model):
             else:
                 line.state = "queued"  # not handled this time (another customer's contact failed)
         self.env["account.move"]._sage_commit()
-        return finished, connection, main_client, jobs
+        return finished, jobs
 
     def _sage_apply_results(self, results):
         """Step 4: write each result on its move and its line; commit the chunk."""
@@ -585,29 +636,93 @@ class SagePushBatchLine(models.Model):
         self.env["account.move"]._sage_commit()
         return len(results)
 
-    @api.model
-    def _sage_send(self, connection, main_client, jobs):
-        """Send ``jobs`` concurrently (HTTP only); return their PushResults."""
-        if not jobs:
-            return []
-        sudo_connection = connection.sudo()
-        with push_batch.ConcurrentSender(
-            sudo_connection.api_url,
-            access_token=main_client.access_token,
-            business_id=sudo_connection.business_id,
-            max_workers=sudo_connection.max_concurrency,
-        ) as sender:
-            results, refused = sender.send(jobs)
-            if refused:
-                # The token expired meanwhile: renew it here (ORM) and send those again
-                # (same idempotency ids, so nothing can be created twice).
-                try:
-                    token = connection._sage_refresh_access_token(stale_token=sender.access_token)
-                except (UserError, SageError) as error:
-                    _logger.warning("Sage push: could not renew the access token: %s", error)
-                else:
-                    sender.renew_token(token)
-                    retried, _refused = sender.send([job for job in jobs if job.move_id in refused])
-                    by_move = {result.move_id: result for result in retried}
-                    results = [by_move.get(result.move_id, result) for result in results]
-        return results
+
+class _PushSession:
+    """What one runner call shares between its chunks.
+
+    The batch's connection, the main thread's Sage client (contact searches
+    and creations, token refresh: ORM) and the sender's thread pool (HTTP
+    only). Opened on the first chunk that has something to send.
+    """
+
+    def __init__(self, batch):
+        self.batch = batch
+        self.connection = batch.env["sage.connection"]._for_company(
+            batch.company_id, raise_if_missing=False
+        )
+        self.main_client = None
+        self.sender = None
+        self.problem = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.sender is not None:
+            self.sender.close()  # waits for requests still in flight
+
+    def open(self, move):
+        """Connect to Sage once; return why the documents cannot be sent, or None."""
+        if self.sender is not None or self.problem:
+            return self.problem
+        self.problem = move._sage_connection_problem(self.connection)
+        if self.problem:
+            return self.problem
+        try:
+            self.main_client = self.connection._sage_client()
+        except (UserError, SageError) as error:
+            self.problem = str(error)
+            return self.problem
+        connection = self.connection.sudo()
+        self.sender = push_batch.ConcurrentSender(
+            connection.api_url,
+            access_token=self.main_client.access_token,
+            business_id=connection.business_id,
+            max_workers=connection.max_concurrency,
+        )
+        return None
+
+    def clients(self, moves):
+        """The ``clients`` argument of ``_sage_prepare_push`` for ``moves``.
+
+        The contact searches of the customers not yet linked to Sage are made
+        beforehand, concurrently (read-only); ``_sage_resolve_contacts`` then
+        finds their answers instead of waiting for each one in turn.
+        """
+        emails = []
+        seen = set()
+        for move in moves:
+            partner = move.commercial_partner_id
+            if partner in seen:
+                continue
+            seen.add(partner)
+            if not partner._sage_contact_link(self.connection):
+                # The first address _sage_resolve_contacts tries for this customer.
+                emails += move._sage_partner_emails()[:1]
+        searches = {}
+        if emails:
+            find = self.sender.client.find_contacts_by_email
+            searches = self.sender.prefetch({email: (find, (email,)) for email in emails})
+        client = push_batch.PrefetchedContactSearches(self.main_client, searches)
+        return {self.connection.id: client}
+
+    def complete(self, lines, handle):
+        """Wait for a chunk sent by :meth:`ConcurrentSender.submit` and apply it."""
+        results, refused = handle.wait()
+        if refused:
+            # The token expired meanwhile: renew it here (ORM) and send those again
+            # (same idempotency ids, so nothing can be created twice).
+            try:
+                token = self.connection._sage_refresh_access_token(
+                    stale_token=self.sender.access_token
+                )
+            except (UserError, SageError) as error:
+                _logger.warning("Sage push: could not renew the access token: %s", error)
+            else:
+                self.sender.renew_token(token)
+                retried, _refused = self.sender.send(
+                    [job for job in handle.jobs if job.move_id in refused]
+                )
+                by_move = {result.move_id: result for result in retried}
+                results = [by_move.get(result.move_id, result) for result in results]
+        return lines._sage_apply_results(results)

@@ -1,11 +1,14 @@
-"""Sending a chunk of prepared documents to Sage concurrently (pure Python, HTTP only).
+"""Sending chunks of prepared documents to Sage concurrently (pure Python, HTTP only).
 
 The Push-all runner prepares a chunk of documents in Odoo (main thread: checks,
-contacts, payloads, idempotency ids, committed), then calls
-:meth:`ConcurrentSender.send`, which runs :func:`.push.send_document` for each
-job in a thread pool and returns the results in job order. Sage answers many
-requests of one app at once, and a serial pusher spends nearly all its time
-waiting for the network.
+contacts, payloads, idempotency ids, committed), then hands the jobs to
+:class:`ConcurrentSender`, which runs :func:`.push.send_document` for each of
+them in a pool of ``max_workers`` threads. Sage answers many requests of one
+app at once, and a serial pusher spends nearly all its time waiting for the
+network. :meth:`ConcurrentSender.submit` returns at once, so the runner can
+prepare the next chunk (or apply the previous one) while this one is sent;
+all chunks share the one pool, so no more than ``max_workers`` requests are
+ever in flight.
 
 Nothing here touches a database. In particular the threads never refresh the
 access token (a refresh writes the new token pair to Odoo): when Sage refuses
@@ -20,10 +23,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from .client import SageClient
-from .exceptions import SageAuthError
+from .exceptions import SageAuthError, SageError
 from .push import ERROR, PushResult, send_document
 
-__all__ = ["ConcurrentSender", "TokenRefusedDuringBatch"]
+__all__ = ["ConcurrentSender", "PrefetchedContactSearches", "TokenRefusedDuringBatch"]
 
 _logger = logging.getLogger(__name__)
 
@@ -37,6 +40,24 @@ class TokenRefusedDuringBatch(SageAuthError):
     """
 
     default_message = "The Sage access token expired while the batch was being sent"
+
+
+class SendHandle:
+    """The chunk submitted by :meth:`ConcurrentSender.submit`; :meth:`wait` for it."""
+
+    def __init__(self, sender, jobs, futures):
+        self._sender = sender
+        self.jobs = jobs
+        self._futures = futures
+
+    def done(self):
+        return all(future.done() for future in self._futures)
+
+    def wait(self):
+        """``(results, token_refused)``: a PushResult per job, in job order, and the
+        move ids whose send stopped because Sage refused the access token."""
+        results = [future.result() for future in self._futures]
+        return results, self._sender._take_refused(job.move_id for job in self.jobs)
 
 
 class ConcurrentSender:
@@ -54,6 +75,7 @@ class ConcurrentSender:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._token_refused = set()
+        self._pool = None
         self.client = SageClient(
             api_url,
             access_token=access_token,
@@ -63,6 +85,9 @@ class ConcurrentSender:
         )
 
     def close(self):
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         self.client.close()
 
     def __enter__(self):
@@ -79,28 +104,40 @@ class ConcurrentSender:
         """Use ``access_token`` from now on (obtained by the caller)."""
         self.client.set_access_token(access_token)
 
-    def send(self, jobs):
-        """Send ``jobs`` (``PreparedPush``) concurrently.
+    def _executor(self):
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                max_workers=self.max_workers, thread_name_prefix="sage-push"
+            )
+        return self._pool
 
-        Returns ``(results, token_refused)``: one ``PushResult`` per job, in
-        the order of ``jobs``, and the set of move ids whose send stopped
-        because Sage refused the access token (send them again after
-        :meth:`renew_token`). Never raises for Sage or network errors.
-        """
+    def submit(self, jobs):
+        """Start sending ``jobs`` (``PreparedPush``); return a :class:`SendHandle`."""
         jobs = list(jobs)
-        with self._lock:
-            self._token_refused = set()
-        if not jobs:
-            return [], set()
-        workers = min(self.max_workers, len(jobs))
-        if workers == 1:
-            results = [self._send_one(job) for job in jobs]
-        else:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sage-push") as pool:
-                results = list(pool.map(self._send_one, jobs))
-        with self._lock:
-            refused = set(self._token_refused)
-        return results, refused
+        pool = self._executor()
+        return SendHandle(self, jobs, [pool.submit(self._send_one, job) for job in jobs])
+
+    def send(self, jobs):
+        """Send ``jobs`` and wait: ``(results, token_refused)``, see :meth:`SendHandle.wait`.
+
+        Never raises for Sage or network errors.
+        """
+        return self.submit(jobs).wait()
+
+    def prefetch(self, calls):
+        """Run ``calls`` (``{key: (function, args)}``, read-only HTTP calls on
+        :attr:`client`) concurrently; return ``{key: result}`` for those that
+        succeeded (the others are left to the caller to make again)."""
+        pool = self._executor()
+        futures = {key: pool.submit(function, *args) for key, (function, args) in calls.items()}
+        results = {}
+        for key, future in futures.items():
+            try:
+                results[key] = future.result()
+            except SageError as error:
+                _logger.info("Sage prefetch %s failed, left to the caller: %s", key, error)
+        self._take_refused([None])
+        return results
 
     def _send_one(self, job):
         self._local.move_id = job.move_id
@@ -118,6 +155,12 @@ class ConcurrentSender:
         finally:
             self._local.move_id = None
 
+    def _take_refused(self, move_ids):
+        with self._lock:
+            refused = self._token_refused.intersection(move_ids)
+            self._token_refused -= refused
+        return refused
+
     def _refuse_to_refresh(self, refused_token):
         """Refresh callback of the worker threads' client: never refresh here."""
         del refused_token  # the main thread compares tokens when it renews
@@ -125,3 +168,25 @@ class ConcurrentSender:
         with self._lock:
             self._token_refused.add(move_id)
         raise TokenRefusedDuringBatch(status=401)
+
+
+class PrefetchedContactSearches:
+    """A SageClient whose contact searches were made beforehand, concurrently.
+
+    ``searches`` maps an email to the answer of ``find_contacts_by_email``
+    obtained moments ago. Each answer is used once; every other call goes to
+    ``client``. The caller's logic (which email, what a match is, when to
+    create a contact) is unchanged: only the waiting is done in parallel.
+    """
+
+    def __init__(self, client, searches):
+        self._client = client
+        self._searches = dict(searches)
+
+    def find_contacts_by_email(self, email, *args, **kwargs):
+        if not args and not kwargs and email in self._searches:
+            return self._searches.pop(email)
+        return self._client.find_contacts_by_email(email, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)

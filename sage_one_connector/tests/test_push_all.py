@@ -495,16 +495,41 @@ class TestPushAllRunner(PushAllCase):
 
     def test_runner_reports_chunks_to_the_cron_framework(self):
         customer = self.make_customer()
-        for _index in range(5):
+        for _index in range(7):
             self.make_typed_invoice("none", customer)
         self.push_now(self.open_wizard())
         progress = self.env["ir.cron.progress"].create({"cron_id": self.cron.id})
         Batch = self.env["sage.push.batch"].with_context(ir_cron_progress_id=progress.id)
-        self.assertEqual(Batch._cron_sage_push(chunk_size=2), 2)
-        self.assertEqual((progress.done, progress.remaining), (2, 3))
-        Batch._cron_sage_push(chunk_size=2)
+        # A call pushes PIPELINE_CHUNKS chunks (one prepared while another is sent).
+        with patch.object(sage_push_batch, "PIPELINE_CHUNKS", 1):
+            self.assertEqual(Batch._cron_sage_push(chunk_size=2), 2)
+        self.assertEqual((progress.done, progress.remaining), (2, 5))
+        with patch.object(sage_push_batch, "PIPELINE_CHUNKS", 2):
+            self.assertEqual(Batch._cron_sage_push(chunk_size=2), 4)
+        self.assertEqual((progress.done, progress.remaining), (4, 1))
         Batch._cron_sage_push(chunk_size=2)
         self.assertEqual((progress.done, progress.remaining), (1, 0))
+
+    def test_long_cron_job_ends_before_the_time_limit_and_is_retriggered(self):
+        customer = self.make_customer()
+        for _index in range(3):
+            self.make_typed_invoice("none", customer)
+        _action, batch = self.push_now(self.open_wizard())
+        triggers = self.env["ir.cron.trigger"].search([("cron_id", "=", self.cron.id)])
+        progress = self.env["ir.cron.progress"].create({"cron_id": self.cron.id})
+        Batch = self.env["sage.push.batch"].with_context(ir_cron_progress_id=progress.id)
+        with (
+            patch.object(sage_push_batch, "PIPELINE_CHUNKS", 1),
+            patch.object(sage_push_batch, "JOB_TIME_BUDGET", -1),
+        ):
+            self.assertEqual(Batch._cron_sage_push(chunk_size=1), 1)
+        # Reported as finished so that the framework ends the job; a new job is triggered.
+        self.assertEqual((progress.done, progress.remaining), (1, 0))
+        new = self.env["ir.cron.trigger"].search([("cron_id", "=", self.cron.id)]) - triggers
+        self.assertEqual(len(new), 1)
+        self.assertEqual(batch.state, "running")
+        self.run_runner()
+        self.assertEqual(batch.state, "done")
 
     def test_document_sent_by_hand_meanwhile_is_not_sent_again(self):
         customer = self.make_customer()
@@ -544,10 +569,11 @@ class TestPushAllRecovery(PushAllCase):
 
         # Worker A: claims the chunk, prepares it (idempotency ids stored, moves
         # and lines in "sending", committed in production) and starts sending...
-        with batch._sage_runner_lock() as acquired:
+        with batch._sage_runner_lock() as acquired, sage_push_batch._PushSession(batch) as session:
             self.assertTrue(acquired)
             lines = batch._sage_claim_lines(10)
-            _finished, _connection, client, jobs = lines._sage_prepare_chunk()
+            _finished, jobs = lines._sage_prepare_chunk(session)
+        client = session.main_client
         self.assertEqual(len(jobs), 6)
         self.assertEqual(set(moves.mapped("sage_state")), {"sending"})
         self.assertTrue(all(moves.mapped("sage_idempotency_id")))
@@ -581,9 +607,10 @@ class TestPushAllRecovery(PushAllCase):
     def test_result_applied_before_the_crash_is_not_sent_again(self):
         invoice = self.make_typed_invoice("none")
         _action, batch = self.push_now(self.open_wizard())
-        with batch._sage_runner_lock():
+        with batch._sage_runner_lock(), sage_push_batch._PushSession(batch) as session:
             lines = batch._sage_claim_lines(10)
-            _finished, _connection, client, jobs = lines._sage_prepare_chunk()
+            _finished, jobs = lines._sage_prepare_chunk(session)
+        client = session.main_client
         invoice._sage_apply_push_result(send_document(client, jobs[0]))
         # Killed after the move's commit, before the line's.
         self.assertEqual(batch.line_ids.state, "sending")

@@ -237,3 +237,23 @@ class TestPushAllConcurrency(SageSandboxCase):
             self.assertEqual(len(records), 1, f"{name} is {len(records)} times in Sage")
         batch = self._read("sage.push.batch", [batch_id], ["state", "sent_count"])[0]
         self.assertEqual((batch["state"], batch["sent_count"]), ("done", 5))
+
+    def test_transaction_older_than_a_change_claims_later_instead_of_failing(self):
+        batch_id, move_ids, names = self._make_batch(2, customers=1)
+        with self._cursor() as runner_cr:
+            env = api.Environment(runner_cr, SUPERUSER_ID, {})
+            self.assertEqual(env["sage.push.batch"].browse(batch_id).state, "queued")
+            # Odoo's transactions are REPEATABLE READ: the runner's snapshot is taken.
+            # Someone saves one of the documents (a new row version) and commits.
+            with self._cursor() as other_cr:
+                other_cr.execute(
+                    "UPDATE account_move SET write_date = now() at time zone 'UTC' WHERE id = %s",
+                    [move_ids[0]],
+                )
+            triggers = env["ir.cron.trigger"].search_count([])
+            self.assertEqual(env["sage.push.batch"]._cron_sage_push(chunk_size=10), 0)
+            self.assertGreater(env["ir.cron.trigger"].search_count([]), triggers)
+        # The next call, in a new transaction, pushes both.
+        self.assertEqual(self._run_runner(chunk_size=10), 2)
+        for name, records in self._in_sage(names).items():
+            self.assertEqual(len(records), 1, f"{name} is {len(records)} times in Sage")
