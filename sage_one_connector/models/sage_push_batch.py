@@ -187,7 +187,9 @@ class SagePushBatch(models.Model):
             }
         )
         # The batch is the trail of the queueing: no tracking message per document.
-        moves.with_context(**QUIET_CONTEXT, **PUSH_CONTEXT).write({"sage_state": "queued"})
+        moves.with_context(**QUIET_CONTEXT, **PUSH_CONTEXT)._sage_write_sync(
+            {"sage_state": "queued"}
+        )
         self.env.ref("sage_one_connector.ir_cron_sage_push_batches")._trigger()
         return batch
 
@@ -353,7 +355,7 @@ class SagePushBatch(models.Model):
                 # Killed during the HTTP call: Sage may or may not have the document.
                 # Queued again with its idempotency id, it is looked up in Sage first.
                 _logger.info("Sage push %s: %s was interrupted, checking Sage", self.id, move.name)
-                move.with_context(**PUSH_CONTEXT).write({"sage_state": "queued"})
+                move.with_context(**PUSH_CONTEXT)._sage_write_sync({"sage_state": "queued"})
                 line.state = "queued"
             elif ours and move.sage_state in FINAL_MOVE_STATES:
                 line._sage_settle()  # the result was applied, only the line was not
@@ -558,7 +560,7 @@ class SagePushBatchLine(models.Model):
         """Record a failure that happened before anything was sent."""
         self.write({"state": "error", "message": message})
         moves = self.move_id.filtered(lambda move: move.sage_state in ("queued", "not_sent"))
-        moves.with_context(**PUSH_CONTEXT).write(
+        moves.with_context(**PUSH_CONTEXT)._sage_write_sync(
             {"sage_state": "error", "sage_last_error": message}
         )
 
