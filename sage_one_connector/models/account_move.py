@@ -90,6 +90,37 @@ PUSH_FIELDS = [
     "sage_payment_status",
 ]
 
+# Fields only the connector's own code writes. A user who could set them over
+# RPC could unlink a document from Sage and send it again (a duplicate in
+# Sage), or clear an *uncertain* state that a manager must resolve.
+SAGE_SYNC_FIELDS = frozenset(
+    {
+        "sage_state",
+        "sage_connection_id",
+        "sage_id",
+        "sage_number",
+        "sage_sent_date",
+        "sage_last_error",
+        "sage_attempts",
+        "sage_outstanding_amount",
+        "sage_last_paid_date",
+        "sage_idempotency_id",
+        "sage_push_generation",
+        "sage_sending_since",
+        "sage_total_amount",
+        "sage_allocation_id",
+        "sage_candidate_id",
+        "sage_candidates_info",
+        "sage_write_off_state",
+        "sage_write_off_id",
+        "sage_write_off_number",
+        "sage_write_off_amount",
+        "sage_write_off_idempotency_id",
+        "sage_write_off_generation",
+        "sage_write_off_since",
+    }
+)
+
 
 class AccountMove(models.Model):
     _inherit = "account.move"
@@ -210,6 +241,43 @@ class AccountMove(models.Model):
     # ------------------------------------------------------------------
     # Hooks
     # ------------------------------------------------------------------
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            self._sage_check_sync_fields(vals)
+        return super().create(vals_list)
+
+    def write(self, vals):
+        self._sage_check_sync_fields(vals)
+        return super().write(vals)
+
+    def _sage_check_sync_fields(self, vals):
+        """Refuse the connector's own fields to the accounts team (form, import, RPC).
+
+        The connector writes them through `_sage_write_sync`. Financial managers
+        (who approve what reaches Sage) and administrators may still repair a
+        record by hand.
+        """
+        if (
+            self.env.is_superuser()
+            or self.env.user.has_group("base.group_system")
+            or self.env.user.has_group("sage_one_connector.group_sage_financial_manager")
+        ):
+            return
+        touched = SAGE_SYNC_FIELDS.intersection(vals)
+        if touched:
+            raise AccessError(
+                self.env._(
+                    "The Sage fields of a document are set by the connector only "
+                    "(%(fields)s). Use Send to Sage, Write off in Sage or Link candidate.",
+                    fields=", ".join(sorted(touched)),
+                )
+            )
+
+    def _sage_write_sync(self, vals):
+        """Write the connector's own fields, after the caller checked the rights."""
+        return self.sudo().write(vals)
+
     def _sage_after_sent(self):
         """Hook called once documents have reached Sage (same transaction)."""
 
@@ -350,7 +418,7 @@ class AccountMove(models.Model):
                 ) from None
             move._sage_check_not_linked_elsewhere(connection, record["id"])
             number = record.get("invoice_number") or record.get("credit_note_number")
-            move.write(
+            move._sage_write_sync(
                 {
                     "sage_state": "sent",
                     "sage_connection_id": connection.id,
@@ -941,7 +1009,7 @@ class AccountMove(models.Model):
                     db_uuid, self._name, self.id, "allocation", self.sage_push_generation
                 ),
             )
-        self.write(
+        self._sage_write_sync(
             {
                 "sage_state": "sending",
                 "sage_sending_since": fields.Datetime.now(),
@@ -1077,7 +1145,7 @@ class AccountMove(models.Model):
                 self.env._("Sending to Sage failed."),
                 values["sage_last_error"] or "",
             )
-        self.write(values)
+        self._sage_write_sync(values)
         self._message_log(body=body)
 
     def _sage_mark_sent(self, result):
@@ -1121,7 +1189,7 @@ class AccountMove(models.Model):
         if result.allocation_amount and outstanding is not None:
             outstanding = max(documents.money(outstanding) - result.allocation_amount, 0)
             payment_status = "paid" if outstanding == 0 else "part_paid"
-        self.write(
+        self._sage_write_sync(
             {
                 "sage_state": "sent",
                 "sage_id": result.sage_id,
@@ -1167,7 +1235,7 @@ class AccountMove(models.Model):
             outstanding = max(
                 documents.money(self.sage_outstanding_amount) - result.allocation_amount, 0
             )
-            self.write(
+            self._sage_write_sync(
                 {
                     "sage_allocation_id": result.allocation_id,
                     "sage_last_error": False,
@@ -1193,7 +1261,7 @@ class AccountMove(models.Model):
                 invoice=invoice.display_name,
                 error=result.allocation_error or result.allocation_skipped or result.error,
             )
-            self.sage_last_error = message
+            self._sage_write_sync({"sage_last_error": message})
             # Shown as a failure in the notification.
             result.allocation_error = result.allocation_error or message
         self._message_log(body=message)
@@ -1345,8 +1413,8 @@ class AccountMove(models.Model):
                     amount=outstanding,
                 ),
             )
-            self.sage_write_off_idempotency_id = idempotency_id
-        self.write(
+            self._sage_write_sync({"sage_write_off_idempotency_id": idempotency_id})
+        self._sage_write_sync(
             {
                 "sage_write_off_state": "sending",
                 "sage_write_off_since": fields.Datetime.now(),
@@ -1404,7 +1472,7 @@ class AccountMove(models.Model):
                     sage_write_off_generation=self.sage_write_off_generation + 1,
                 )
             body = self.env._("The write-off in Sage failed: %(error)s", error=result.error)
-        self.write(values)
+        self._sage_write_sync(values)
         self._message_log(body=body)
 
     # ------------------------------------------------------------------

@@ -19,7 +19,6 @@ The class ends with the line "security: N attempts denied of N".
 import json
 import logging
 import secrets
-from contextlib import contextmanager
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from odoo.tests import HttpCase, new_test_user, tagged
@@ -159,18 +158,6 @@ class TestSecurityAttempts(AttackTallyMixin, JsonRpcMixin, SagePushCase, HttpCas
         self.tally_handled(label)
         return error
 
-    @contextmanager
-    def known_bug(self, description):
-        """A reported, not yet fixed hole: skip (loudly) while it is open.
-
-        Once the hole is closed the body passes and the test counts again.
-        """
-        try:
-            yield
-        except AssertionError as failure:
-            _logger.warning("KNOWN SECURITY BUG: %s (%s)", description, failure)
-            self.skipTest(f"KNOWN SECURITY BUG: {description}")
-
     def click_connect(self, admin):
         """`admin` clicks Connect on the company's (connected) connection: its state."""
         action = self.connection.with_user(admin).action_sage_connect()
@@ -281,25 +268,20 @@ class TestSecurityAttempts(AttackTallyMixin, JsonRpcMixin, SagePushCase, HttpCas
     def test_team_clears_the_uncertain_state_to_resend_it(self):
         # The manager-only rule on uncertain documents must not be bypassed
         # by rewriting the Sage state with a plain write.
-        with self.known_bug(
-            "account.move.write() accepts the connector's own fields (sage_state, sage_id, "
-            "sage_idempotency_id) from any invoicing user: the accounts team can clear "
-            "'uncertain' and resend, or unlink a sent invoice and send it twice"
-        ):
-            self.attempt_rpc(
-                "team rewrites the Sage state of an uncertain document",
-                self.team_user,
-                "account.move",
-                "write",
-                [self.uncertain.ids, {"sage_state": "not_sent", "sage_idempotency_id": False}],
-            )
-            self.attempt_rpc(
-                "team unlinks a sent invoice from its Sage document",
-                self.team_user,
-                "account.move",
-                "write",
-                [self.invoice.ids, {"sage_state": "not_sent", "sage_id": False}],
-            )
+        self.attempt_rpc(
+            "team rewrites the Sage state of an uncertain document",
+            self.team_user,
+            "account.move",
+            "write",
+            [self.uncertain.ids, {"sage_state": "not_sent", "sage_idempotency_id": False}],
+        )
+        self.attempt_rpc(
+            "team unlinks a sent invoice from its Sage document",
+            self.team_user,
+            "account.move",
+            "write",
+            [self.invoice.ids, {"sage_state": "not_sent", "sage_id": False}],
+        )
 
     def test_team_runs_push_all(self):
         if "sage.push.wizard" not in self.env.registry:
