@@ -21,8 +21,8 @@
         "wizards/sage_business_select_views.xml",
         "wizards/sage_connection_test_views.xml",
         "views/sage_one_connector_menus.xml",
-        "views/sage_mapping_views.xml",
         "views/res_partner_views.xml",
+        "views/sage_mapping_views.xml",
         "data/ir_cron_payments.xml",
         "views/sage_payment_views.xml",
         "data/ir_actions_server_data.xml",
@@ -39,6 +39,4 @@
             "sage_one_connector/static/tests/tours/*.js",
         ],
     },
-    "installable": True,
-    "application": False,
 }
