@@ -1,19 +1,21 @@
-from . import test_install
-from . import test_job_card
-from . import test_job_card_sage
-from . import test_payment_pull
-from . import test_payment_pull_send
-from . import test_send
-from . import test_send_exactly_once
-from . import test_write_off
-from . import test_push_rights
-from . import test_bad_input_send
-from . import test_connect_flow
-from . import test_token_refresh
-from . import test_security_attempts
-from . import test_push_all
-from . import test_push_all_concurrency
-from . import test_bad_inputs
-from . import test_settings
-from . import test_connection_security
-from . import test_tours
+from . import (
+    test_bad_input_send,
+    test_bad_inputs,
+    test_connect_flow,
+    test_connection_security,
+    test_install,
+    test_job_card,
+    test_job_card_sage,
+    test_payment_pull,
+    test_payment_pull_send,
+    test_push_all,
+    test_push_all_concurrency,
+    test_push_rights,
+    test_security_attempts,
+    test_send,
+    test_send_exactly_once,
+    test_settings,
+    test_token_refresh,
+    test_tours,
+    test_write_off,
+)
