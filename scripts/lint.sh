@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 echo "== ruff"
 $PYTHON -m ruff check .
-$PYTHON -m ruff format --check --quiet sage_one_connector/sage_api sage_sandbox tests bench 2>/dev/null \
+$PYTHON -m ruff format --check --quiet . >/dev/null 2>&1 \
   || echo "(ruff format: some files are not formatted; not enforced)"
 echo "== pylint-odoo"
 $PYTHON -m pylint --rcfile=.pylintrc sage_one_connector
