@@ -297,8 +297,9 @@ class SageSandbox:
         user = self.add_user(
             email="demo@example.com", first_name="Demo", last_name="User",
             businesses=[
+                # Multi-currency on: Odoo's demo company invoices in USD.
                 {"name": "Demo Trading Ltd", "country": "GB", "subscription": "ACCOUNTING",
-                 "active": True},
+                 "active": True, "multi_currency": True},
                 {"name": "Second Shop Ltd", "country": "GB", "subscription": "ACCOUNTS",
                  "active": True},
             ])

@@ -47,6 +47,9 @@ def start_sandbox(seed, callback_url="http://127.0.0.1/sage_one/oauth/callback")
                 "country": "GB",
                 "subscription": "ACCOUNTING",
                 "active": True,
+                # The test company invoices in its own currency (USD) while this
+                # GB business keeps its books in GBP: Sage needs multi-currency.
+                "multi_currency": True,
             }
         ],
     )

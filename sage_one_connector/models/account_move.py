@@ -566,6 +566,16 @@ class AccountMove(models.Model):
                         "The currency %(currency)s is not available in Sage.", currency=currency
                     )
                 )
+            elif not connection.multi_currency_enabled:
+                problems.append(
+                    self.env._(
+                        "It is in %(currency)s, but multi-currency is not enabled in the Sage "
+                        "business %(business)s: switch it on in Sage, then synchronise the "
+                        "reference data.",
+                        currency=currency,
+                        business=connection.business_name or connection.business_id,
+                    )
+                )
         lines = self._sage_product_lines()
         if not lines:
             problems.append(self.env._("It has no invoice lines to send."))

@@ -149,6 +149,13 @@ class SageConnection(models.Model):
     business_id = fields.Char("Sage business ID", readonly=True, copy=False, index=True)
     business_name = fields.Char("Sage business", readonly=True, copy=False)
     business_currency = fields.Char(readonly=True, copy=False)
+    multi_currency_enabled = fields.Boolean(
+        "Multi-currency in Sage",
+        readonly=True,
+        copy=False,
+        help="Sage accepts documents in other currencies than the business currency only "
+        "when multi-currency is switched on in the business (read from Sage).",
+    )
     last_reference_sync = fields.Datetime(readonly=True, copy=False)
     test_contact_id = fields.Char(
         "Sage test contact",
@@ -819,7 +826,7 @@ class SageConnection(models.Model):
         values = {
             "business_id": business_id,
             "business_name": business.get("name") or business.get("displayed_as"),
-            "business_currency": (settings.get("base_currency") or {}).get("id") or False,
+            **mapping.financial_settings_values(settings),
             "state": "connected",
         }
         if country in dict(self._fields["country"].selection):
@@ -961,7 +968,12 @@ class SageConnection(models.Model):
                 self, client.list_currencies(), mapping.currency_values
             ),
         }
-        self.sudo().last_reference_sync = fields.Datetime.now()
+        self.sudo().write(
+            dict(
+                mapping.financial_settings_values(client.get_financial_settings() or {}),
+                last_reference_sync=fields.Datetime.now(),
+            )
+        )
         return counts
 
     @api.model

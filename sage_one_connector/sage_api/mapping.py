@@ -38,3 +38,11 @@ def currency_values(item):
 def visible_tax_rates(items):
     """Tax rates a user may pick: Sage hides some (`is_visible` false)."""
     return [item for item in items if item.get("is_visible", True) is not False]
+
+
+def financial_settings_values(settings):
+    """Connection values from Sage's financial settings (business currency, multi-currency)."""
+    return {
+        "business_currency": (settings.get("base_currency") or {}).get("id") or False,
+        "multi_currency_enabled": bool(settings.get("multi_currency_enabled")),
+    }

@@ -109,6 +109,10 @@ class SageSandboxCase(AccountTestInvoicingCommon):
         ledgers = connection.ledger_account_ids
         connection.write(
             {
+                # The sandbox's GB business keeps its books in GBP; most tests
+                # want a business whose currency is the company's (the usual
+                # case), and set another one where currencies are the subject.
+                "business_currency": company.currency_id.name,
                 "default_ledger_id": ledgers.filtered(lambda lg: lg.nominal_code == "4000").id,
                 "bad_debt_ledger_id": ledgers.filtered(lambda lg: lg.nominal_code == "8100").id,
             }

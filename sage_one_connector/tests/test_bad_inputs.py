@@ -497,35 +497,21 @@ class TestBadInputs(AttackTallyMixin, JsonRpcMixin, JobCardCommon, SagePushCase,
     def test_documents_currency_not_enabled_in_the_business(self):
         """Sage lists EUR, but this business has multi-currency switched off.
 
-        Odoo cannot know it before asking (the currency list is the same with
-        multi-currency on or off), so Sage's refusal is the answer: the user
-        reads it, no document is created in Sage (only the customer's contact,
-        reused next time) and the invoice keeps the reason in the error state,
-        ready to be sent again once Sage accepts EUR.
+        Connect and the reference-data sync read it from Sage's financial
+        settings, so the pre-flight refuses the document before any call: no
+        contact, no invoice in Sage.
         """
         euro = self.setup_other_currency("EUR", rates=[("2016-01-01", 1.15)])
         invoice = self.track(self.make_invoice(currency=euro))
-
-        def check():
-            writes = self.sage_writes()
-            counts = self.sandbox_counts()
-            self.login(self.manager_user)
-            answer = self.rpc("account.move", "action_sage_send", [invoice.ids])
-            params = answer["result"]["params"]
-            self.assertEqual(params["type"], "danger")
-            self.assertIn("multi-currency is not enabled", params["message"])
-            # No document reached Sage. The new customer's contact did (it is
-            # created before the invoice is posted) and is reused next time.
-            after = self.sandbox_counts()
-            self.assertEqual(after["sales_invoices"], counts["sales_invoices"])
-            self.assertEqual(after["contacts"], counts["contacts"] + 1)
-            self.assertEqual(self.sage_writes(), writes + 1)
-            invoice.invalidate_recordset()
-            self.assertEqual(invoice.sage_state, "error")
-            self.assertFalse(invoice.sage_id)
-            self.assertIn("multi-currency is not enabled", invoice.sage_last_error)
-
-        self.cleaned("document: currency listed by Sage but not enabled in the business", check)
+        self.assertFalse(self.connection.multi_currency_enabled)
+        self.refused(
+            "document: currency listed by Sage but not enabled in the business",
+            self.manager_user,
+            "account.move",
+            "action_sage_send",
+            [invoice.ids],
+            "multi-currency is not enabled",
+        )
 
     def test_documents_cleaned(self):
         def non_ascii():

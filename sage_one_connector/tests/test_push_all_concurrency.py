@@ -66,6 +66,8 @@ class TestPushAllConcurrency(SageSandboxCase):
             connection.default_ledger_id = connection.ledger_account_ids.filtered(
                 lambda ledger: ledger.nominal_code == "4000"
             )
+            # A business keeping its books in the company's currency (see common.py).
+            connection.business_currency = company.currency_id.name
             tax = env["account.tax"].create(
                 {
                     "name": f"VAT 20% (Sage concurrency test {uuid.uuid4().hex[:6]})",

@@ -258,6 +258,7 @@ class TestSendInvoice(SagePushCase):
         settings = self.sandbox.state.businesses[self.sage_business_id]["_financial_settings"]
         settings["multi_currency_enabled"] = True
         self.addCleanup(settings.__setitem__, "multi_currency_enabled", False)
+        self.connection.multi_currency_enabled = True
         # Odoo company currency USD, Sage business currency GBP; per USD: 2.0 GBP, 2.4 EUR.
         eur = self.setup_other_currency("EUR", rates=[("2016-01-01", 2.4)])
         invoice = self.make_invoice(currency=eur)
@@ -268,7 +269,19 @@ class TestSendInvoice(SagePushCase):
         self.assertEqual(record["total_amount"], Decimal("360.00"))
         self.assertEqual(record["base_currency_total_amount"], Decimal("300.00"))
 
+    def test_foreign_currency_without_multi_currency_is_refused_before_sending(self):
+        eur = self.setup_other_currency("EUR", rates=[("2016-01-01", 2.4)])
+        invoice = self.make_invoice(currency=eur)
+        writes = self.sandbox.stats()["writes"]
+        with self.assertRaisesRegex(UserError, "multi-currency is not enabled"):
+            self.send(invoice)
+        self.assertEqual(self.sandbox.stats()["writes"], writes)
+        self.assertEqual(invoice.sage_state, "not_sent")
+
     def test_foreign_currency_refused_by_sage_is_an_error_with_its_message(self):
+        # Odoo's copy of the business settings says multi-currency is on, Sage
+        # (switched off since the last sync) refuses: the refusal is shown.
+        self.connection.multi_currency_enabled = True
         eur = self.setup_other_currency("EUR", rates=[("2016-01-01", 2.4)])
         invoice = self.make_invoice(currency=eur)
         action = self.send(invoice)
