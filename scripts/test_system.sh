@@ -19,8 +19,8 @@
 # SAGE_SYSTEM_BASE_DB: an existing database with account and crm installed, copied instead of
 # installing them from scratch (saves about 3 minutes); SAGE_CRASH_SEED, SAGE_FAULT_SEED replay
 # a run (each run prints its seeds); SAGE_SYSTEM_KEEP_TEMPLATE=1 keeps the prepared template and
-# SAGE_SYSTEM_TEMPLATE_DB=<its name> reuses it (reruns while working on a test; the addon's
-# data model must not have changed).
+# SAGE_SYSTEM_TEMPLATE_DB=<its name> reuses it, updating the addon in it first (faster reruns
+# while working on a test); SAGE_SYSTEM_KEEP_DBS=1 keeps each test's database for inspection.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -63,6 +63,7 @@ cleanup() {
   local db filestore="${ODOO_DATA_DIR:-$HOME/.local/share/Odoo}/filestore"
   for db in $(psql -d postgres -lqtA 2>/dev/null | cut -d'|' -f1 | grep "^sage_sys_${RUN_ID}_"); do
     [ "${SAGE_SYSTEM_KEEP_TEMPLATE:-}" = "1" ] && [ "$db" = "sage_sys_${RUN_ID}_tpl" ] && continue
+    [ "${SAGE_SYSTEM_KEEP_DBS:-}" = "1" ] && [ "$db" != "sage_sys_${RUN_ID}_tpl" ] && continue
     psql -d postgres -qtAc "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '$db'" >/dev/null 2>&1
     dropdb --if-exists "$db" >/dev/null 2>&1 || true
     [ -d "$filestore/$db" ] && rm -rf "${filestore:?}/$db"

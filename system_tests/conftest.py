@@ -62,7 +62,13 @@ def template_db(odoo_available):
     if prepared:
         # A template kept from an earlier run (see KEEP_TEMPLATE): used as is, never dropped.
         require(odoo_system.database_exists(prepared), f"no database {prepared}")
-        FIGURES.append(f"template: {prepared} (prepared earlier)")
+        odoo_system.run_odoo_command(  # the addon's data model may have changed since
+            prepared,
+            ["-u", "sage_one_connector", "--stop-after-init", "--max-cron-threads=0"]
+            + [f"--http-port={odoo_system.free_port()}", "--log-level=warn"],
+            odoo_system.OUTPUT_DIR / f"{prepared}-update.log",
+        )
+        FIGURES.append(f"template: {prepared} (prepared earlier, addon updated)")
         yield prepared
         return
     name = f"sage_sys_{RUN_ID}_tpl"
@@ -121,6 +127,9 @@ def make_db(template_db, request):
 
     yield make
     for name in created:
+        if os.environ.get("SAGE_SYSTEM_KEEP_DBS") == "1":
+            FIGURES.append(f"kept for inspection: database {name}")
+            continue
         odoo_system.drop_database(name)
         odoo_system.drop_filestore(name)
 
