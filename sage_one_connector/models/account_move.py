@@ -32,6 +32,7 @@ from odoo.exceptions import AccessError, UserError
 
 from ..sage_api import documents, make_idempotency_id
 from ..sage_api.exceptions import SageError, SageReauthorizationRequired, SageValidationError
+from ..sage_api.payments import SAGE_STATUS_TO_PAYMENT_STATUS
 from ..sage_api.push import AllocationPlan, PreparedPush, send_document
 
 _logger = logging.getLogger(__name__)
@@ -69,14 +70,6 @@ MANAGER_GROUP = "sage_one_connector.group_sage_financial_manager"
 # A push that has been "sending" for longer than this was interrupted (worker
 # killed): it may be retried, and the retry looks the document up first.
 SENDING_TIMEOUT = timedelta(minutes=10)
-
-# Sage artefact status -> sage_payment_status
-SAGE_STATUS_TO_PAYMENT = {
-    "UNPAID": "unpaid",
-    "PART_PAID": "part_paid",
-    "PAID": "paid",
-    "VOID": "void",
-}
 
 # Fields a push writes; re-read after locking the rows.
 PUSH_FIELDS = [
@@ -430,7 +423,7 @@ class AccountMove(models.Model):
                     "sage_candidates_info": False,
                     "sage_last_error": False,
                     "sage_total_amount": documents.money(record.get("total_amount")),
-                    "sage_payment_status": SAGE_STATUS_TO_PAYMENT.get(
+                    "sage_payment_status": SAGE_STATUS_TO_PAYMENT_STATUS.get(
                         (record.get("status") or {}).get("id"), "unpaid"
                     ),
                 }
@@ -1194,7 +1187,7 @@ class AccountMove(models.Model):
                     invoice=self.reversed_entry_id.display_name,
                 )
             )
-        payment_status = SAGE_STATUS_TO_PAYMENT.get(result.status_id, "unpaid")
+        payment_status = SAGE_STATUS_TO_PAYMENT_STATUS.get(result.status_id, "unpaid")
         outstanding = result.outstanding if result.outstanding is not None else result.total
         if result.allocation_amount and outstanding is not None:
             outstanding = max(documents.money(outstanding) - result.allocation_amount, 0)
