@@ -27,11 +27,13 @@ except ImportError:
 
 from sage_api import SageClient, make_idempotency_id
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEC_DIRS = [
-    "/work/shared/reference/sage-accounting-v3.1-openapi-modules",
+    # Sage's Swagger files as shipped beside the project, else the sandbox's copy.
     os.path.join(
-        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sage_sandbox", "swagger"
+        os.path.dirname(ROOT), "shared", "reference", "sage-accounting-v3.1-openapi-modules"
     ),
+    os.path.join(ROOT, "sage_sandbox", "swagger"),
 ]
 API = "https://api.sage.test/v3.1"
 IDEM = make_idempotency_id("db", "account.move", 42, 0)
